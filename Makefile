@@ -1,0 +1,33 @@
+# kube-idp: common tasks. `make` lists them.
+
+CARGO      ?= cargo
+MANIFESTS  ?= deploy/examples
+STATE_DIR  ?= .state
+ISSUER     ?= http://127.0.0.1:8080
+LISTEN     ?= 127.0.0.1:8080
+
+.DEFAULT_GOAL := help
+.PHONY: help run build test lint fmt crds crds-check
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: ## Serve the example manifests on $(LISTEN), keys kept in $(STATE_DIR)
+	$(CARGO) run --bin kube-idp -- serve --manifests $(MANIFESTS) --state-dir $(STATE_DIR) \
+		--issuer $(ISSUER) --listen $(LISTEN)
+
+build: ## Build the release binary
+	$(CARGO) build --release --locked
+
+test: ## Run every test: unit, HTTP flows with a real relying-party library
+	$(CARGO) test --locked --all-targets
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt
+
+crds: ## Regenerate crds/ from the Rust types
+	$(CARGO) run --quiet --bin kube-idp -- crd > crds/users.iam.kubesphere.io.yaml

@@ -1,0 +1,336 @@
+//! Configuration: command-line flags, `KUBE_IDP_*` environment variables and a YAML file,
+//! in that order of precedence, resolved into one validated [`Config`].
+//!
+//! Validation happens once, at start, and reports every problem at once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+use url::Url;
+
+use crate::oidc::Settings;
+
+/// The default issuer URL.
+pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default namespace of client Secrets.
+pub const DEFAULT_NAMESPACE: &str = "kubesphere-system";
+
+/// The settings of `kube-idp serve`, as flags and environment variables. Every field is
+/// optional here so that a config file can fill what was not given.
+#[derive(Debug, Default, Clone, Args)]
+pub struct ServeArgs {
+    /// A YAML file with any of these settings (camelCase keys); flags and environment win.
+    #[arg(long, env = "KUBE_IDP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The issuer URL that relying parties see [default: http://127.0.0.1:8080].
+    #[arg(long, env = "KUBE_IDP_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+    /// The address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "KUBE_IDP_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Read clients and users from this folder of manifests (no cluster needed).
+    #[arg(long, env = "KUBE_IDP_MANIFESTS", value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+    /// Read clients and users from the Kubernetes API (in-cluster config or KUBECONFIG).
+    #[arg(long, env = "KUBE_IDP_KUBERNETES", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub kubernetes: Option<bool>,
+    /// The namespace of client Secrets [default: kubesphere-system].
+    #[arg(long, env = "KUBE_IDP_NAMESPACE", value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Where directory mode keeps its signing keys, so restarts keep tokens valid.
+    #[arg(long, env = "KUBE_IDP_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// A Redis URL for state shared by replicas; without it, state is in memory.
+    #[arg(long, env = "KUBE_IDP_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+    /// Access- and ID-token lifetime in seconds, unless a client sets its own [default: 7200].
+    #[arg(long, env = "KUBE_IDP_ACCESS_TOKEN_LIFETIME", value_name = "SECONDS")]
+    pub access_token_lifetime: Option<u64>,
+    /// Longest browser session in seconds [default: 86400].
+    #[arg(long, env = "KUBE_IDP_SESSION_MAX_AGE", value_name = "SECONDS")]
+    pub session_max_age: Option<u64>,
+    /// A session, and a refresh token without offline_access, ends after this many idle
+    /// seconds [default: 7200].
+    #[arg(long, env = "KUBE_IDP_SESSION_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub session_idle_timeout: Option<u64>,
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "KUBE_IDP_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The same settings as a YAML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FileConfig {
+    issuer: Option<String>,
+    listen: Option<String>,
+    manifests: Option<PathBuf>,
+    kubernetes: Option<bool>,
+    namespace: Option<String>,
+    state_dir: Option<PathBuf>,
+    redis: Option<String>,
+    access_token_lifetime: Option<u64>,
+    session_max_age: Option<u64>,
+    session_idle_timeout: Option<u64>,
+    log_format: Option<String>,
+}
+
+/// Where clients and users come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    /// A folder of manifests.
+    Directory(PathBuf),
+    /// The Kubernetes API; client Secrets in this namespace.
+    Kubernetes {
+        /// The namespace of client Secrets.
+        namespace: String,
+    },
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Protocol settings, including the issuer.
+    pub settings: Settings,
+    /// The listen address.
+    pub listen: SocketAddr,
+    /// The source of clients and users.
+    pub source: SourceConfig,
+    /// Where keys persist; `None` keeps them in memory only.
+    pub state_dir: Option<PathBuf>,
+    /// The log format.
+    pub log_format: LogFormat,
+}
+
+/// The configuration could not be read or is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read or parsed.
+    #[error("config file {path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// One or more settings are invalid; every problem is listed.
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Merges flags and environment over the config file, then validates.
+    pub fn resolve(args: ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut problems = Vec::new();
+        let issuer = args
+            .issuer
+            .or(file.issuer)
+            .unwrap_or_else(|| DEFAULT_ISSUER.into());
+        let issuer = check_issuer(&issuer, &mut problems);
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen.parse::<SocketAddr>().map_err(|e| {
+            problems.push(format!(
+                "listen: {listen:?} is not an address such as 127.0.0.1:8080 ({e})"
+            ))
+        });
+        let namespace = args
+            .namespace
+            .or(file.namespace)
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+        let source = check_source(
+            args.manifests.or(file.manifests),
+            args.kubernetes.or(file.kubernetes).unwrap_or(false),
+            namespace,
+            &mut problems,
+        );
+        if args.redis.or(file.redis).is_some() {
+            // TODO(#5): the Redis state store.
+            problems.push("redis: the Redis state store is not available in this version".into());
+        }
+        let log_format = check_log_format(args.log_format.or(file.log_format), &mut problems);
+        let mut settings = Settings::new(&issuer);
+        let mut number = |name: &str, value: Option<u64>, target: &mut u64, min: u64| match value {
+            Some(v) if v < min => {
+                problems.push(format!("{name}: {v} is below the minimum of {min}"))
+            }
+            Some(v) => *target = v,
+            None => {}
+        };
+        let lifetime = args.access_token_lifetime.or(file.access_token_lifetime);
+        number(
+            "accessTokenLifetime",
+            lifetime,
+            &mut settings.access_token_lifetime,
+            60,
+        );
+        let max_age = args.session_max_age.or(file.session_max_age);
+        number("sessionMaxAge", max_age, &mut settings.session_max_age, 60);
+        let idle = args.session_idle_timeout.or(file.session_idle_timeout);
+        number(
+            "sessionIdleTimeout",
+            idle,
+            &mut settings.session_idle_timeout,
+            60,
+        );
+
+        match (listen, source, problems.is_empty()) {
+            (Ok(listen), Some(source), true) => Ok(Self {
+                settings,
+                listen,
+                source,
+                state_dir: args.state_dir.or(file.state_dir),
+                log_format,
+            }),
+            _ => Err(ConfigError::Invalid(problems)),
+        }
+    }
+
+    /// True when cookies must be `Secure` (the issuer is https).
+    pub fn secure_cookies(&self) -> bool {
+        self.settings.issuer.starts_with("https://")
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let error = |reason: String| ConfigError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+    if text.trim().is_empty() {
+        return Ok(FileConfig::default());
+    }
+    serde_yaml::from_str(&text).map_err(|e| error(e.to_string()))
+}
+
+fn check_issuer(issuer: &str, problems: &mut Vec<String>) -> String {
+    match Url::parse(issuer) {
+        Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+            problems.push(format!("issuer: {issuer:?} must be an http or https URL"))
+        }
+        Ok(url) if url.query().is_some() || url.fragment().is_some() => problems.push(format!(
+            "issuer: {issuer:?} must not have a query or fragment"
+        )),
+        Ok(url) if url.host().is_none() => problems.push(format!("issuer: {issuer:?} has no host")),
+        Ok(_) => {}
+        Err(e) => problems.push(format!("issuer: {issuer:?} is not a URL ({e})")),
+    }
+    issuer.trim_end_matches('/').to_string()
+}
+
+fn check_source(
+    manifests: Option<PathBuf>,
+    kubernetes: bool,
+    namespace: String,
+    problems: &mut Vec<String>,
+) -> Option<SourceConfig> {
+    match (manifests, kubernetes) {
+        (Some(_), true) => {
+            problems.push("choose one source: --manifests DIR or --kubernetes, not both".into());
+            None
+        }
+        (Some(dir), false) if dir.is_dir() => Some(SourceConfig::Directory(dir)),
+        (Some(dir), false) => {
+            problems.push(format!("manifests: {} is not a directory", dir.display()));
+            None
+        }
+        (None, true) => {
+            // TODO(#3): the Kubernetes source.
+            let _ = namespace;
+            problems
+                .push("kubernetes: the Kubernetes source is not available in this version".into());
+            None
+        }
+        (None, false) => {
+            problems.push("choose a source: --manifests DIR or --kubernetes".into());
+            None
+        }
+    }
+}
+
+fn check_log_format(value: Option<String>, problems: &mut Vec<String>) -> LogFormat {
+    match value.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            problems.push(format!("logFormat: {other:?} is not text or json"));
+            LogFormat::Text
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let args = ServeArgs {
+            issuer: Some("ftp://x".into()),
+            listen: Some("nowhere".into()),
+            log_format: Some("xml".into()),
+            ..Default::default()
+        };
+        let ConfigError::Invalid(problems) = Config::resolve(args).unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        assert_eq!(problems.len(), 4, "{problems:?}");
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        let manifests = dir.path().display();
+        std::fs::write(
+            &file,
+            format!("issuer: https://idp.example\nlisten: 0.0.0.0:9000\nmanifests: {manifests}\n"),
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            listen: Some("127.0.0.1:7000".into()),
+            ..Default::default()
+        };
+        let config = Config::resolve(args).unwrap();
+        assert_eq!(config.settings.issuer, "https://idp.example");
+        assert_eq!(config.listen.port(), 7000);
+        assert!(config.secure_cookies());
+    }
+
+    #[test]
+    fn unknown_file_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        std::fs::write(&file, "isuer: https://typo.example\n").unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Config::resolve(args),
+            Err(ConfigError::File { .. })
+        ));
+    }
+}

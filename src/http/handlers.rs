@@ -1,0 +1,214 @@
+//! Request handlers: parse, call the provider, render.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::error::ApiError;
+use super::{pages, AppState};
+use crate::oidc::{Browser, Interaction, NewSession, OAuthError, Params};
+
+/// The session cookie's name.
+const SESSION_COOKIE: &str = "kube_idp_session";
+/// The browser-binding cookie's name (login CSRF protection).
+const BROWSER_COOKIE: &str = "kube_idp_browser";
+
+type Data = web::Data<AppState>;
+
+pub async fn discovery(state: Data) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(state.provider.discovery())
+}
+
+pub async fn jwks(state: Data) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(state.provider.jwks())
+}
+
+pub async fn style() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/css; charset=utf-8"))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(pages::STYLE_CSS)
+}
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().body("ok")
+}
+
+pub async fn readyz(state: Data) -> HttpResponse {
+    if state.provider.registry.is_ready() {
+        HttpResponse::Ok().body("ready")
+    } else {
+        HttpResponse::ServiceUnavailable().body("not ready: clients and users not loaded yet")
+    }
+}
+
+pub async fn authorize_get(state: Data, req: HttpRequest) -> HttpResponse {
+    let params = Params::parse(req.query_string());
+    authorize(&state, &req, &params).await
+}
+
+pub async fn authorize_post(state: Data, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    match form(&req, &body) {
+        Ok(params) => authorize(&state, &req, &params).await,
+        Err(e) => pages::error(&state.base, 400, &e.to_string()),
+    }
+}
+
+async fn authorize(state: &AppState, req: &HttpRequest, params: &Params) -> HttpResponse {
+    let browser = browser(req);
+    let interaction = state.provider.authorize(params, &browser).await;
+    respond(state, &browser, interaction, false)
+}
+
+pub async fn login(state: Data, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let browser = browser(&req);
+    let interaction = match form(&req, &body) {
+        Ok(params) => state.provider.login(&params, &browser).await,
+        Err(e) => Interaction::Page {
+            status: 400,
+            message: e.to_string(),
+        },
+    };
+    respond(&state, &browser, interaction, true)
+}
+
+pub async fn token(
+    state: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let params = form(&req, &body)?;
+    let authorization = header_str(&req, header::AUTHORIZATION);
+    let response = state.provider.token(&params, authorization).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(response))
+}
+
+pub async fn userinfo(
+    state: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let token = bearer_token(&req, &body)?;
+    let claims = state.provider.userinfo(&token)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(claims))
+}
+
+/// RFC 6750 §2: the token in the `Authorization` header, or in a form body; never both.
+fn bearer_token(req: &HttpRequest, body: &[u8]) -> Result<String, OAuthError> {
+    let from_header = header_str(req, header::AUTHORIZATION)
+        .map(|h| match h.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                Ok(token.trim().to_string())
+            }
+            _ => Err(OAuthError::invalid_request(
+                "the Authorization header is not a Bearer token",
+            )),
+        })
+        .transpose()?;
+    let from_body = if is_form(req) && !body.is_empty() {
+        Params::parse(std::str::from_utf8(body).unwrap_or(""))
+            .get("access_token")
+            .map(str::to_owned)
+    } else {
+        None
+    };
+    match (from_header, from_body) {
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request("send the token one way only")),
+        (Some(token), None) | (None, Some(token)) => Ok(token),
+        (None, None) => Err(OAuthError::bare(crate::oidc::ErrorCode::InvalidToken)
+            .with_challenge(crate::oidc::Challenge::Bearer)),
+    }
+}
+
+fn is_form(req: &HttpRequest) -> bool {
+    header_str(req, header::CONTENT_TYPE)
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|ct| {
+            ct.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// A form-urlencoded body as parameters.
+fn form(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
+    if !is_form(req) {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| OAuthError::invalid_request("the body is not UTF-8"))?;
+    Ok(Params::parse(text))
+}
+
+fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn browser(req: &HttpRequest) -> Browser {
+    let cookie = |name| {
+        req.cookie(name)
+            .map(|c| c.value().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    Browser {
+        session: cookie(SESSION_COOKIE),
+        binding: cookie(BROWSER_COOKIE).unwrap_or_else(|| crate::secret::random_token(32)),
+    }
+}
+
+/// Renders an interaction; a redirect after a form POST is a 303 (RFC 9700 §4.12).
+fn respond(
+    state: &AppState,
+    browser: &Browser,
+    interaction: Interaction,
+    after_post: bool,
+) -> HttpResponse {
+    let mut response = match &interaction {
+        Interaction::Redirect { location, .. } => {
+            let status = if after_post { 303 } else { 302 };
+            let mut r =
+                HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("valid"));
+            r.insert_header((header::LOCATION, location.as_str()))
+                .insert_header((header::CACHE_CONTROL, "no-store"));
+            r.finish()
+        }
+        Interaction::Login(form) => pages::login(&state.base, form),
+        Interaction::Page { status, message } => pages::error(&state.base, *status, message),
+    };
+    let path = if state.base.is_empty() {
+        "/".to_string()
+    } else {
+        state.base.clone()
+    };
+    let cookie = |name: &'static str, value: String| {
+        let mut c = Cookie::build(name, value)
+            .path(path.clone())
+            .http_only(true)
+            .secure(state.secure_cookies)
+            .same_site(SameSite::Lax)
+            .finish();
+        c.set_secure(state.secure_cookies);
+        c
+    };
+    let _ = response.add_cookie(&cookie(BROWSER_COOKIE, browser.binding.clone()));
+    if let Interaction::Redirect {
+        session: Some(NewSession { id, max_age }),
+        ..
+    } = interaction
+    {
+        let mut c = cookie(SESSION_COOKIE, id);
+        c.set_max_age(actix_web::cookie::time::Duration::seconds(max_age as i64));
+        let _ = response.add_cookie(&c);
+    }
+    response
+}

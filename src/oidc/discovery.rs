@@ -1,0 +1,51 @@
+//! The discovery document (OpenID Connect Discovery 1.0 §3): exactly what is supported.
+
+use serde_json::{json, Value};
+
+use super::{Settings, AUTHORIZE_PATH, JWKS_PATH, TOKEN_PATH, USERINFO_PATH};
+use crate::model::DEFAULT_SCOPES;
+
+/// The claims kube-idp can put in ID tokens and userinfo.
+const CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "azp",
+    "at_hash",
+    "name",
+    "preferred_username",
+    "locale",
+    "email",
+    "email_verified",
+    "groups",
+];
+
+/// Builds the document for these settings.
+pub fn document(settings: &Settings) -> Value {
+    let mut scopes: Vec<&str> = DEFAULT_SCOPES.to_vec();
+    scopes.push(super::scope::OFFLINE_ACCESS);
+    json!({
+        "issuer": settings.issuer,
+        "authorization_endpoint": settings.url(AUTHORIZE_PATH),
+        "token_endpoint": settings.url(TOKEN_PATH),
+        "userinfo_endpoint": settings.url(USERINFO_PATH),
+        "jwks_uri": settings.url(JWKS_PATH),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": scopes,
+        "claims_supported": CLAIMS,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+    })
+}

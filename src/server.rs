@@ -1,0 +1,142 @@
+//! Assembles the provider from a [`Config`] and runs it: keys, registry, source, state store
+//! and the HTTP server. `main` and the tests start servers through [`start`].
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer};
+
+use crate::config::{Config, SourceConfig};
+use crate::http::{self, AppState};
+use crate::keys::{self, KeySet, Keys, StoredKeySet};
+use crate::oidc::Provider;
+use crate::registry::Registry;
+use crate::sources::directory::DirectorySource;
+use crate::store::{MemoryStore, StateStore};
+use crate::time::{SharedClock, SystemClock};
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The signing keys could not be loaded or created.
+    #[error("signing keys: {0}")]
+    Keys(#[from] keys::KeyError),
+    /// The manifest directory could not be read.
+    #[error(transparent)]
+    Directory(#[from] crate::sources::directory::DirectoryError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The provider, for inspection in tests.
+    pub provider: Provider,
+    handle: ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    source: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, drains in-flight requests, and stops the source.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.server.await;
+        self.source.abort();
+    }
+
+    /// Runs until the server stops (on SIGINT or SIGTERM, after draining).
+    pub async fn wait(self) -> std::io::Result<()> {
+        let result = self.server.await.unwrap_or(Ok(()));
+        self.source.abort();
+        result
+    }
+}
+
+/// Starts the provider. With `listener`, serves on it (tests bind port 0 first); otherwise
+/// binds `config.listen`.
+pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<Running, StartError> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let keys = load_keys(&config, clock.now())?;
+    let registry = Registry::new();
+    let source = start_source(&config, registry.clone())?;
+    let store = StateStore::new(Arc::new(MemoryStore::new(clock.clone())));
+    let provider = Provider::new(config.settings.clone(), registry, keys, store, clock);
+    let state = AppState::new(provider.clone());
+
+    let listener = match listener {
+        Some(l) => l,
+        None => TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?,
+    };
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(http::security_headers())
+            .wrap(from_fn(http::request_id))
+            .configure(http::configure(state.clone()))
+    })
+    .shutdown_timeout(25)
+    .listen(listener)
+    .map_err(|source| StartError::Bind { addr, source })?
+    .run();
+    let handle = server.handle();
+    tracing::info!(%addr, issuer = %config.settings.issuer, "kube-idp listening");
+    Ok(Running {
+        addr,
+        provider,
+        handle,
+        server: tokio::spawn(server),
+        source,
+    })
+}
+
+fn load_keys(config: &Config, now: i64) -> Result<Arc<Keys>, StartError> {
+    let stored = match &config.state_dir {
+        Some(dir) => keys::load_or_create_in_dir(dir, now)?,
+        None => {
+            tracing::warn!(
+                "no --state-dir: signing keys live in memory and tokens die with the process"
+            );
+            StoredKeySet::generate(now)?
+        }
+    };
+    Ok(Keys::new(KeySet::load(&stored)?))
+}
+
+/// Loads the source once (so the server starts with its clients) and keeps it watching.
+fn start_source(
+    config: &Config,
+    registry: Arc<Registry>,
+) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    match &config.source {
+        SourceConfig::Directory(dir) => {
+            let source = DirectorySource::new(dir.clone(), registry);
+            source.load()?;
+            Ok(tokio::spawn(async move {
+                if let Err(e) = source.run().await {
+                    tracing::error!(error = %e, "manifest watcher stopped; serving the last loaded set");
+                }
+            }))
+        }
+        SourceConfig::Kubernetes { .. } => {
+            unreachable!("rejected by Config::resolve until the Kubernetes source exists")
+        }
+    }
+}
