@@ -1,0 +1,118 @@
+//! A browser for tests: keeps cookies, never follows redirects, reads the login form.
+
+use reqwest::header::LOCATION;
+use reqwest::redirect::Policy;
+use url::Url;
+
+use super::idp::TestIdp;
+
+/// What the provider answered a browser.
+#[derive(Debug)]
+pub enum Step {
+    /// A redirect; `status` is 302 or 303.
+    Redirect { status: u16, location: String },
+    /// The login form, with its hidden fields.
+    Login { status: u16, request: String, csrf: String, html: String },
+    /// Any other page.
+    Page { status: u16, html: String },
+}
+
+impl Step {
+    /// The redirect target, or a panic naming what came instead.
+    pub fn location(&self) -> &str {
+        match self {
+            Step::Redirect { location, .. } => location,
+            other => panic!("expected a redirect, got {other:?}"),
+        }
+    }
+}
+
+/// A cookie-keeping HTTP client that does not follow redirects.
+pub struct Browser {
+    /// The client.
+    pub http: reqwest::Client,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    /// A browser with an empty cookie jar.
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .build()
+            .expect("HTTP client");
+        Self { http }
+    }
+
+    /// GETs `url` and classifies the answer.
+    pub async fn open(&self, url: &str) -> Step {
+        step(self.http.get(url).send().await.expect("GET reaches kube-idp")).await
+    }
+
+    /// Submits the login form shown in `form`.
+    pub async fn log_in(&self, idp: &TestIdp, form: &Step, username: &str, password: &str) -> Step {
+        let Step::Login { request, csrf, .. } = form else {
+            panic!("expected the login form, got {form:?}");
+        };
+        let fields = [
+            ("request", request.as_str()),
+            ("csrf", csrf.as_str()),
+            ("username", username),
+            ("password", password),
+        ];
+        let response = self.http.post(idp.url("/oauth/login")).form(&fields).send().await;
+        step(response.expect("POST reaches kube-idp")).await
+    }
+
+    /// Opens an authorization URL, logs in, and returns the redirect back to the client.
+    pub async fn sign_in(&self, idp: &TestIdp, url: &str, username: &str, password: &str) -> String {
+        let form = self.open(url).await;
+        self.log_in(idp, &form, username, password).await.location().to_string()
+    }
+}
+
+async fn step(response: reqwest::Response) -> Step {
+    let status = response.status().as_u16();
+    if let Some(location) = response.headers().get(LOCATION) {
+        let location = location.to_str().expect("ASCII Location").to_string();
+        return Step::Redirect { status, location };
+    }
+    let html = response.text().await.expect("a body");
+    match (hidden_input(&html, "request"), hidden_input(&html, "csrf")) {
+        (Some(request), Some(csrf)) => Step::Login { status, request, csrf, html },
+        _ => Step::Page { status, html },
+    }
+}
+
+/// The value of `<input type="hidden" name="{name}" value="...">`.
+fn hidden_input(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
+}
+
+/// A query parameter of a URL.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let url = Url::parse(url).expect("an absolute URL");
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// An authorization URL for `client_id` with extra parameters.
+pub fn authorize_url(idp: &TestIdp, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> String {
+    let mut url = Url::parse(&idp.url("/oauth/authorize")).expect("issuer URL");
+    url.query_pairs_mut()
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("response_type", "code")
+        .append_pair("scope", "openid email profile")
+        .append_pair("state", "state-123");
+    url.query_pairs_mut().extend_pairs(extra);
+    url.to_string()
+}

@@ -1,0 +1,68 @@
+//! kube-idp started in this process on a free loopback port.
+
+use std::net::{SocketAddr, TcpListener};
+
+use kube_idp::config::{Config, ServeArgs};
+use kube_idp::server::{self, Running};
+use tempfile::TempDir;
+
+use super::manifests::Manifests;
+
+/// A running provider, its manifests and its state directory.
+pub struct TestIdp {
+    /// The issuer URL, `http://127.0.0.1:PORT`.
+    pub issuer: String,
+    /// The folder it serves.
+    pub manifests: Manifests,
+    addr: SocketAddr,
+    state: TempDir,
+    running: Option<Running>,
+}
+
+impl TestIdp {
+    /// Starts a provider on a free port serving `manifests`.
+    pub async fn start(manifests: Manifests) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let state = tempfile::tempdir().expect("state directory");
+        let mut idp = Self {
+            issuer: format!("http://{addr}"),
+            manifests,
+            addr,
+            state,
+            running: None,
+        };
+        idp.running = Some(idp.launch(listener).await);
+        idp
+    }
+
+    /// The examples from `deploy/examples`.
+    pub async fn examples() -> Self {
+        Self::start(Manifests::examples()).await
+    }
+
+    async fn launch(&self, listener: TcpListener) -> Running {
+        let args = ServeArgs {
+            issuer: Some(self.issuer.clone()),
+            manifests: Some(self.manifests.path().to_path_buf()),
+            state_dir: Some(self.state.path().to_path_buf()),
+            ..Default::default()
+        };
+        let config = Config::resolve(args).expect("valid test configuration");
+        server::start(config, Some(listener)).await.expect("kube-idp starts")
+    }
+
+    /// An absolute URL under the issuer.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// Stops the server and starts a new one on the same port with the same state directory.
+    pub async fn restart(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+        let listener = TcpListener::bind(self.addr).expect("rebind the same port");
+        self.running = Some(self.launch(listener).await);
+    }
+}
