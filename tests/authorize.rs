@@ -14,27 +14,48 @@ async fn unregistered_redirect_uri_gets_an_error_page_and_no_redirect() {
         "https://harbor.172.31.19.17.nip.io/c/oidc/callback/../../evil",
         "https://harbor.172.31.19.17.nip.io/c/oidc/callback?next=https://evil.example",
     ] {
-        let step = Browser::new().open(&authorize_url(&idp, "harbor", uri, &[])).await;
-        let Step::Page { status: 400, html } = &step else { panic!("{uri}: {step:?}") };
-        assert!(html.contains("redirect URI is missing or not registered"), "{html}");
+        let step = Browser::new()
+            .open(&authorize_url(&idp, "harbor", uri, &[]))
+            .await;
+        let Step::Page { status: 400, html } = &step else {
+            panic!("{uri}: {step:?}")
+        };
+        assert!(
+            html.contains("redirect URI is missing or not registered"),
+            "{html}"
+        );
     }
 }
 
 #[tokio::test]
 async fn unknown_client_gets_an_error_page() {
     let idp = TestIdp::examples().await;
-    let step = Browser::new().open(&authorize_url(&idp, "nobody", HARBOR_CALLBACK, &[])).await;
-    let Step::Page { status: 400, html } = &step else { panic!("{step:?}") };
-    assert!(html.contains("not registered with this identity provider"), "{html}");
+    let step = Browser::new()
+        .open(&authorize_url(&idp, "nobody", HARBOR_CALLBACK, &[]))
+        .await;
+    let Step::Page { status: 400, html } = &step else {
+        panic!("{step:?}")
+    };
+    assert!(
+        html.contains("not registered with this identity provider"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
 async fn wrong_password_shows_the_form_again_and_issues_no_code() {
     let idp = TestIdp::examples().await;
     let browser = Browser::new();
-    let form = browser.open(&authorize_url(&idp, "harbor", HARBOR_CALLBACK, &[])).await;
+    let form = browser
+        .open(&authorize_url(&idp, "harbor", HARBOR_CALLBACK, &[]))
+        .await;
     let again = browser.log_in(&idp, &form, "admin", "wrong-password").await;
-    let Step::Login { status: 401, html, .. } = &again else { panic!("{again:?}") };
+    let Step::Login {
+        status: 401, html, ..
+    } = &again
+    else {
+        panic!("{again:?}")
+    };
     assert!(html.contains("Invalid username or password."));
     // The same form still works with the right password.
     let back = browser.log_in(&idp, &again, "admin", ADMIN_PASSWORD).await;
@@ -45,15 +66,31 @@ async fn wrong_password_shows_the_form_again_and_issues_no_code() {
 async fn unknown_user_and_wrong_password_get_the_same_answer() {
     let idp = TestIdp::examples().await;
     let browser = Browser::new();
-    let form = browser.open(&authorize_url(&idp, "harbor", HARBOR_CALLBACK, &[])).await;
+    let form = browser
+        .open(&authorize_url(&idp, "harbor", HARBOR_CALLBACK, &[]))
+        .await;
     let wrong = browser.log_in(&idp, &form, "admin", "nope").await;
     let unknown = browser.log_in(&idp, &form, "no-such-user", "nope").await;
-    let (Step::Login { html: a, status: sa, .. }, Step::Login { html: b, status: sb, .. }) = (&wrong, &unknown)
+    let (
+        Step::Login {
+            html: a,
+            status: sa,
+            ..
+        },
+        Step::Login {
+            html: b,
+            status: sb,
+            ..
+        },
+    ) = (&wrong, &unknown)
     else {
         panic!("{wrong:?} {unknown:?}")
     };
     assert_eq!(sa, sb);
-    let strip = |h: &str| h.replace("value=\"admin\"", "").replace("value=\"no-such-user\"", "");
+    let strip = |h: &str| {
+        h.replace("value=\"admin\"", "")
+            .replace("value=\"no-such-user\"", "")
+    };
     assert_eq!(strip(a), strip(b));
 }
 
@@ -61,7 +98,9 @@ async fn unknown_user_and_wrong_password_get_the_same_answer() {
 async fn login_form_from_another_browser_is_refused() {
     let idp = TestIdp::examples().await;
     let attacker = Browser::new();
-    let form = attacker.open(&authorize_url(&idp, "harbor", HARBOR_CALLBACK, &[])).await;
+    let form = attacker
+        .open(&authorize_url(&idp, "harbor", HARBOR_CALLBACK, &[]))
+        .await;
     // The victim's browser posts the attacker's form (login CSRF): no session, no code.
     let victim = Browser::new();
     let step = victim.log_in(&idp, &form, "admin", ADMIN_PASSWORD).await;
@@ -73,8 +112,14 @@ async fn errors_after_the_redirect_uri_is_trusted_go_back_with_state_and_iss() {
     let idp = TestIdp::examples().await;
     let cases = [
         (vec![("scope", "email")], "invalid_scope"),
-        (vec![("response_type", "token")], "unsupported_response_type"),
-        (vec![("code_challenge", "x"), ("code_challenge_method", "plain")], "invalid_request"),
+        (
+            vec![("response_type", "token")],
+            "unsupported_response_type",
+        ),
+        (
+            vec![("code_challenge", "x"), ("code_challenge_method", "plain")],
+            "invalid_request",
+        ),
         (vec![("prompt", "none")], "login_required"),
     ];
     for (extra, error) in cases {
@@ -85,13 +130,23 @@ async fn errors_after_the_redirect_uri_is_trusted_go_back_with_state_and_iss() {
             .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        url.query_pairs_mut().clear().extend_pairs(kept).extend_pairs(&extra);
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(kept)
+            .extend_pairs(&extra);
         let step = Browser::new().open(url.as_str()).await;
         let location = step.location();
         assert!(location.starts_with(HARBOR_CALLBACK), "{location}");
-        assert_eq!(query_param(location, "error").as_deref(), Some(error), "{extra:?}");
+        assert_eq!(
+            query_param(location, "error").as_deref(),
+            Some(error),
+            "{extra:?}"
+        );
         assert_eq!(query_param(location, "state").as_deref(), Some("state-123"));
-        assert_eq!(query_param(location, "iss").as_deref(), Some(idp.issuer.as_str()));
+        assert_eq!(
+            query_param(location, "iss").as_deref(),
+            Some(idp.issuer.as_str())
+        );
         assert!(query_param(location, "code").is_none());
     }
 }
@@ -100,10 +155,25 @@ async fn errors_after_the_redirect_uri_is_trusted_go_back_with_state_and_iss() {
 async fn session_cookie_is_http_only_and_lax() {
     let idp = TestIdp::examples().await;
     let browser = Browser::new();
-    let form = browser.open(&authorize_url(&idp, "harbor", HARBOR_CALLBACK, &[])).await;
-    let Step::Login { request, csrf, .. } = &form else { panic!("{form:?}") };
-    let fields = [("request", request.as_str()), ("csrf", csrf.as_str()), ("username", "admin"), ("password", ADMIN_PASSWORD)];
-    let response = browser.http.post(idp.url("/oauth/login")).form(&fields).send().await.unwrap();
+    let form = browser
+        .open(&authorize_url(&idp, "harbor", HARBOR_CALLBACK, &[]))
+        .await;
+    let Step::Login { request, csrf, .. } = &form else {
+        panic!("{form:?}")
+    };
+    let fields = [
+        ("request", request.as_str()),
+        ("csrf", csrf.as_str()),
+        ("username", "admin"),
+        ("password", ADMIN_PASSWORD),
+    ];
+    let response = browser
+        .http
+        .post(idp.url("/oauth/login"))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 303);
     let cookies: Vec<String> = response
         .headers()
@@ -111,8 +181,14 @@ async fn session_cookie_is_http_only_and_lax() {
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
         .collect();
-    let session = cookies.iter().find(|c| c.starts_with("kube_idp_session=")).expect("session cookie");
-    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"), "{session}");
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("kube_idp_session="))
+        .expect("session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
     assert!(!session.contains("Secure"), "the test issuer is http");
 }
 
@@ -122,7 +198,9 @@ async fn pages_cannot_be_framed() {
     let url = authorize_url(&idp, "harbor", HARBOR_CALLBACK, &[]);
     let response = Browser::new().http.get(url).send().await.unwrap();
     assert_eq!(response.headers()["x-frame-options"], "DENY");
-    let csp = response.headers()["content-security-policy"].to_str().unwrap();
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(response.headers().contains_key("x-request-id"));
 }
@@ -130,9 +208,23 @@ async fn pages_cannot_be_framed() {
 #[tokio::test]
 async fn grant_method_deny_refuses_with_access_denied() {
     let manifests = support::manifests::Manifests::examples();
-    let config = "name: locked\nsecret: s\ngrantMethod: deny\nredirectURIs: ['https://locked.example/cb']\n";
-    manifests.write("locked.yaml", &support::manifests::client_secret("locked", config));
+    let config =
+        "name: locked\nsecret: s\ngrantMethod: deny\nredirectURIs: ['https://locked.example/cb']\n";
+    manifests.write(
+        "locked.yaml",
+        &support::manifests::client_secret("locked", config),
+    );
     let idp = TestIdp::start(manifests).await;
-    let step = Browser::new().open(&authorize_url(&idp, "locked", "https://locked.example/cb", &[])).await;
-    assert_eq!(query_param(step.location(), "error").as_deref(), Some("access_denied"));
+    let step = Browser::new()
+        .open(&authorize_url(
+            &idp,
+            "locked",
+            "https://locked.example/cb",
+            &[],
+        ))
+        .await;
+    assert_eq!(
+        query_param(step.location(), "error").as_deref(),
+        Some("access_denied")
+    );
 }

@@ -10,14 +10,23 @@ fn kube_idp() -> Command {
 #[test]
 fn serve_reports_every_configuration_problem_at_once() {
     let output = kube_idp()
-        .args(["serve", "--issuer", "ftp://nowhere", "--listen", "not-an-address"])
+        .args([
+            "serve",
+            "--issuer",
+            "ftp://nowhere",
+            "--listen",
+            "not-an-address",
+        ])
         .env_remove("KUBE_IDP_MANIFESTS")
         .output()
         .expect("kube-idp runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     for expected in ["issuer:", "listen:", "choose a source"] {
-        assert!(stderr.contains(expected), "{expected} missing from:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{expected} missing from:\n{stderr}"
+        );
     }
 }
 
@@ -25,9 +34,16 @@ fn serve_reports_every_configuration_problem_at_once() {
 fn committed_crd_matches_the_rust_types() {
     let output = kube_idp().arg("crd").output().expect("kube-idp runs");
     assert!(output.status.success());
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/users.iam.kubesphere.io.yaml"))
-        .expect("crds/ is committed");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), committed, "run `make crds` and commit the result");
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crds/users.iam.kubesphere.io.yaml"
+    ))
+    .expect("crds/ is committed");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        committed,
+        "run `make crds` and commit the result"
+    );
 }
 
 #[test]
@@ -38,7 +54,12 @@ fn hash_password_prints_a_bcrypt_hash_that_verifies() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("kube-idp runs");
-    child.stdin.take().unwrap().write_all(b"P@88w0rd\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"P@88w0rd\n")
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
     let hash = String::from_utf8(output.stdout).unwrap();

@@ -50,17 +50,33 @@ async fn harbor_signs_in_with_openidconnect_then_single_sign_on_skips_the_login_
     let browser = Browser::new();
 
     let (url, state, nonce) = client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("profile".into()))
         .url();
     let form = browser.open(url.as_str()).await;
     assert!(matches!(form, Step::Login { status: 200, .. }), "{form:?}");
     let back = browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD).await;
-    let Step::Redirect { status: 303, location } = &back else { panic!("{back:?}") };
+    let Step::Redirect {
+        status: 303,
+        location,
+    } = &back
+    else {
+        panic!("{back:?}")
+    };
     assert!(location.starts_with(HARBOR_CALLBACK), "{location}");
-    assert_eq!(query_param(location, "state").as_deref(), Some(state.secret().as_str()));
-    assert_eq!(query_param(location, "iss").as_deref(), Some(idp.issuer.as_str()));
+    assert_eq!(
+        query_param(location, "state").as_deref(),
+        Some(state.secret().as_str())
+    );
+    assert_eq!(
+        query_param(location, "iss").as_deref(),
+        Some(idp.issuer.as_str())
+    );
     let code = query_param(location, "code").expect("a code");
 
     // client_secret_basic is the openidconnect crate's default.
@@ -72,13 +88,21 @@ async fn harbor_signs_in_with_openidconnect_then_single_sign_on_skips_the_login_
         .expect("the code is exchanged");
     let id_token = tokens.id_token().expect("an ID token");
     let verifier = client.id_token_verifier();
-    let claims = id_token.claims(&verifier, &nonce).expect("signature, iss, aud, nonce verify");
+    let claims = id_token
+        .claims(&verifier, &nonce)
+        .expect("signature, iss, aud, nonce verify");
     assert_eq!(claims.subject().as_str(), "admin");
     assert_eq!(claims.issuer().as_str(), idp.issuer);
     assert_eq!(claims.audiences()[0].as_str(), "harbor");
-    assert_eq!(claims.email().map(|e| e.as_str()), Some("admin@kubesphere.io"));
+    assert_eq!(
+        claims.email().map(|e| e.as_str()),
+        Some("admin@kubesphere.io")
+    );
     assert_eq!(claims.email_verified(), Some(true));
-    assert_eq!(claims.preferred_username().map(|u| u.as_str()), Some("admin"));
+    assert_eq!(
+        claims.preferred_username().map(|u| u.as_str()),
+        Some("admin")
+    );
     let expected_hash = AccessTokenHash::from_token(
         tokens.access_token(),
         id_token.signing_alg().expect("alg"),
@@ -86,7 +110,10 @@ async fn harbor_signs_in_with_openidconnect_then_single_sign_on_skips_the_login_
     )
     .expect("at_hash computes");
     assert_eq!(claims.access_token_hash(), Some(&expected_hash));
-    assert!(tokens.refresh_token().is_some(), "a confidential client gets a refresh token");
+    assert!(
+        tokens.refresh_token().is_some(),
+        "a confidential client gets a refresh token"
+    );
 
     let userinfo: CoreUserInfoClaims = client
         .user_info(tokens.access_token().clone(), None)
@@ -95,26 +122,51 @@ async fn harbor_signs_in_with_openidconnect_then_single_sign_on_skips_the_login_
         .await
         .expect("userinfo answers");
     assert_eq!(userinfo.subject(), claims.subject());
-    assert_eq!(userinfo.email().map(|e| e.as_str()), Some("admin@kubesphere.io"));
+    assert_eq!(
+        userinfo.email().map(|e| e.as_str()),
+        Some("admin@kubesphere.io")
+    );
 
     // Single sign-on: the same browser gets a code straight away.
     let (again, _, _) = client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .url();
     let step = browser.open(again.as_str()).await;
-    let Step::Redirect { status: 302, location } = &step else { panic!("{step:?}") };
+    let Step::Redirect {
+        status: 302,
+        location,
+    } = &step
+    else {
+        panic!("{step:?}")
+    };
     assert!(query_param(location, "code").is_some(), "{location}");
 }
 
 #[tokio::test]
 async fn groups_and_display_name_reach_the_id_token() {
     let idp = TestIdp::examples().await;
-    let client = discover(&idp, "demo", Some("demo-secret"), "http://127.0.0.1:5556/callback").await;
+    let client = discover(
+        &idp,
+        "demo",
+        Some("demo-secret"),
+        "http://127.0.0.1:5556/callback",
+    )
+    .await;
     let (url, _, nonce) = client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .add_scope(Scope::new("profile".into()))
         .url();
-    let location = Browser::new().sign_in(&idp, url.as_str(), "admin", ADMIN_PASSWORD).await;
+    let location = Browser::new()
+        .sign_in(&idp, url.as_str(), "admin", ADMIN_PASSWORD)
+        .await;
     let code = query_param(&location, "code").expect("a code");
     let tokens = client
         .exchange_code(AuthorizationCode::new(code))
@@ -125,13 +177,17 @@ async fn groups_and_display_name_reach_the_id_token() {
     let id_token = tokens.id_token().expect("ID token").to_string();
     let payload = id_token.split('.').nth(1).expect("a JWT");
     let claims: serde_json::Value = serde_json::from_slice(
-        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap(),
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(claims["groups"], serde_json::json!(["platform-admins"]));
     assert_eq!(claims["name"], "Administrator");
     assert_eq!(claims["locale"], "en");
-    assert!(claims.get("email").is_none(), "email scope was not requested");
+    assert!(
+        claims.get("email").is_none(),
+        "email scope was not requested"
+    );
     let _ = nonce;
 }
 
@@ -141,10 +197,16 @@ async fn public_client_signs_in_with_pkce_on_a_loopback_port() {
     let client = discover(&idp, "kubelogin", None, "http://localhost:41234").await;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, _, nonce) = client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .set_pkce_challenge(challenge)
         .url();
-    let location = Browser::new().sign_in(&idp, url.as_str(), "admin@kubesphere.io", ADMIN_PASSWORD).await;
+    let location = Browser::new()
+        .sign_in(&idp, url.as_str(), "admin@kubesphere.io", ADMIN_PASSWORD)
+        .await;
     assert!(location.starts_with("http://localhost:41234"), "{location}");
     let code = query_param(&location, "code").expect("a code");
     let tokens = client
@@ -154,9 +216,16 @@ async fn public_client_signs_in_with_pkce_on_a_loopback_port() {
         .request_async(&rp_http())
         .await
         .expect("PKCE exchange");
-    let claims = tokens.id_token().unwrap().claims(&client.id_token_verifier(), &nonce).unwrap();
+    let claims = tokens
+        .id_token()
+        .unwrap()
+        .claims(&client.id_token_verifier(), &nonce)
+        .unwrap();
     assert_eq!(claims.subject().as_str(), "admin");
-    assert!(tokens.refresh_token().is_none(), "no offline_access, public client: no refresh token");
+    assert!(
+        tokens.refresh_token().is_none(),
+        "no offline_access, public client: no refresh token"
+    );
 }
 
 #[tokio::test]
@@ -164,11 +233,19 @@ async fn tokens_issued_before_a_restart_still_verify_after_it() {
     let mut idp = TestIdp::examples().await;
     let client = discover(&idp, "harbor", Some("password123"), HARBOR_CALLBACK).await;
     let (url, _, nonce) = client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .url();
-    let location = Browser::new().sign_in(&idp, url.as_str(), "admin", ADMIN_PASSWORD).await;
+    let location = Browser::new()
+        .sign_in(&idp, url.as_str(), "admin", ADMIN_PASSWORD)
+        .await;
     let tokens = client
-        .exchange_code(AuthorizationCode::new(query_param(&location, "code").unwrap()))
+        .exchange_code(AuthorizationCode::new(
+            query_param(&location, "code").unwrap(),
+        ))
         .unwrap()
         .request_async(&rp_http())
         .await
@@ -178,8 +255,14 @@ async fn tokens_issued_before_a_restart_still_verify_after_it() {
 
     // A relying party that discovers the restarted provider verifies the old ID token.
     let fresh = discover(&idp, "harbor", Some("password123"), HARBOR_CALLBACK).await;
-    let claims = tokens.id_token().unwrap().claims(&fresh.id_token_verifier(), &nonce);
-    assert_eq!(claims.expect("old ID token verifies").subject().as_str(), "admin");
+    let claims = tokens
+        .id_token()
+        .unwrap()
+        .claims(&fresh.id_token_verifier(), &nonce);
+    assert_eq!(
+        claims.expect("old ID token verifies").subject().as_str(),
+        "admin"
+    );
     let userinfo: CoreUserInfoClaims = fresh
         .user_info(tokens.access_token().clone(), None)
         .unwrap()

@@ -8,7 +8,9 @@ use std::time::Duration;
 use support::browser::{authorize_url, query_param, Browser, Step};
 use support::eventually;
 use support::idp::TestIdp;
-use support::manifests::{client_secret, harbor_with_secret, user, Manifests, ADMIN_PASSWORD, HARBOR_CALLBACK};
+use support::manifests::{
+    client_secret, harbor_with_secret, user, Manifests, ADMIN_PASSWORD, HARBOR_CALLBACK,
+};
 
 /// Generous: reloads take well under a second; CI machines can be slow.
 const RELOAD: Duration = Duration::from_secs(10);
@@ -16,7 +18,11 @@ const RELOAD: Duration = Duration::from_secs(10);
 /// The token endpoint's verdict on a client's credentials, with a code that does not exist:
 /// `invalid_grant` means the credentials were accepted, `invalid_client` that they were not.
 async fn credentials_verdict(idp: &TestIdp, id: &str, secret: &str) -> String {
-    let form = [("grant_type", "authorization_code"), ("code", "no-such-code"), ("redirect_uri", HARBOR_CALLBACK)];
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", "no-such-code"),
+        ("redirect_uri", HARBOR_CALLBACK),
+    ];
     let response = reqwest::Client::new()
         .post(idp.url("/oauth/token"))
         .basic_auth(id, Some(secret))
@@ -30,52 +36,96 @@ async fn credentials_verdict(idp: &TestIdp, id: &str, secret: &str) -> String {
 
 /// True when the authorization endpoint shows the login form for `client_id`.
 async fn client_is_registered(idp: &TestIdp, client_id: &str, redirect_uri: &str) -> bool {
-    let step = Browser::new().open(&authorize_url(idp, client_id, redirect_uri, &[])).await;
+    let step = Browser::new()
+        .open(&authorize_url(idp, client_id, redirect_uri, &[]))
+        .await;
     matches!(step, Step::Login { .. })
 }
 
 #[tokio::test]
 async fn changing_the_client_secret_in_its_manifest_takes_effect_without_a_restart() {
     let idp = TestIdp::examples().await;
-    assert_eq!(credentials_verdict(&idp, "harbor", "password123").await, "invalid_grant");
-    idp.manifests.write("harbor-client.yaml", &harbor_with_secret("rotated-secret"));
+    assert_eq!(
+        credentials_verdict(&idp, "harbor", "password123").await,
+        "invalid_grant"
+    );
+    idp.manifests
+        .write("harbor-client.yaml", &harbor_with_secret("rotated-secret"));
     eventually("the new secret to be accepted", RELOAD, || async {
-        (credentials_verdict(&idp, "harbor", "rotated-secret").await == "invalid_grant").then_some(())
+        (credentials_verdict(&idp, "harbor", "rotated-secret").await == "invalid_grant")
+            .then_some(())
     })
     .await;
-    assert_eq!(credentials_verdict(&idp, "harbor", "password123").await, "invalid_client");
+    assert_eq!(
+        credentials_verdict(&idp, "harbor", "password123").await,
+        "invalid_client"
+    );
 }
 
 #[tokio::test]
 async fn a_malformed_manifest_leaves_the_other_clients_working() {
     let idp = TestIdp::examples().await;
-    idp.manifests.write("broken.yaml", "apiVersion: v1\nkind: Secret\nmetadata: [not, a, map\n");
-    idp.manifests.write("bad-client.yaml", &client_secret("bad", "name: bad\ngrantMethod: sometimes\n"));
+    idp.manifests.write(
+        "broken.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: [not, a, map\n",
+    );
+    idp.manifests.write(
+        "bad-client.yaml",
+        &client_secret("bad", "name: bad\ngrantMethod: sometimes\n"),
+    );
     idp.manifests.write(
         "grafana.yaml",
         &client_secret("grafana", "name: grafana\nsecret: g\nredirectURIs: ['https://grafana.example/login/generic_oauth']\n"),
     );
     eventually("grafana to be registered", RELOAD, || async {
-        client_is_registered(&idp, "grafana", "https://grafana.example/login/generic_oauth").await.then_some(())
+        client_is_registered(
+            &idp,
+            "grafana",
+            "https://grafana.example/login/generic_oauth",
+        )
+        .await
+        .then_some(())
     })
     .await;
     assert!(client_is_registered(&idp, "harbor", HARBOR_CALLBACK).await);
     assert!(!client_is_registered(&idp, "bad", HARBOR_CALLBACK).await);
-    let location = Browser::new().sign_in(&idp, &authorize_url(&idp, "harbor", HARBOR_CALLBACK, &[]), "admin", ADMIN_PASSWORD).await;
+    let location = Browser::new()
+        .sign_in(
+            &idp,
+            &authorize_url(&idp, "harbor", HARBOR_CALLBACK, &[]),
+            "admin",
+            ADMIN_PASSWORD,
+        )
+        .await;
     assert!(query_param(&location, "code").is_some());
 }
 
 #[tokio::test]
 async fn a_file_that_stops_parsing_keeps_the_clients_it_held_until_it_is_fixed() {
     let idp = TestIdp::examples().await;
-    idp.manifests.write("harbor-client.yaml", "kind: Secret\nstringData: {configuration.yaml: |\n  name: [\n");
-    idp.manifests.write("marker.yaml", &client_secret("marker", "name: marker\nsecret: m\nredirectURIs: ['https://m.example/cb']\n"));
+    idp.manifests.write(
+        "harbor-client.yaml",
+        "kind: Secret\nstringData: {configuration.yaml: |\n  name: [\n",
+    );
+    idp.manifests.write(
+        "marker.yaml",
+        &client_secret(
+            "marker",
+            "name: marker\nsecret: m\nredirectURIs: ['https://m.example/cb']\n",
+        ),
+    );
     eventually("the reload to happen", RELOAD, || async {
-        client_is_registered(&idp, "marker", "https://m.example/cb").await.then_some(())
+        client_is_registered(&idp, "marker", "https://m.example/cb")
+            .await
+            .then_some(())
     })
     .await;
-    assert_eq!(credentials_verdict(&idp, "harbor", "password123").await, "invalid_grant");
-    idp.manifests.write("harbor-client.yaml", &harbor_with_secret("fixed"));
+    assert_eq!(
+        credentials_verdict(&idp, "harbor", "password123").await,
+        "invalid_grant"
+    );
+    idp.manifests
+        .write("harbor-client.yaml", &harbor_with_secret("fixed"));
     eventually("the fixed file to be read", RELOAD, || async {
         (credentials_verdict(&idp, "harbor", "fixed").await == "invalid_grant").then_some(())
     })
@@ -97,24 +147,38 @@ async fn deleting_a_manifest_removes_its_clients() {
 #[tokio::test]
 async fn a_clear_text_password_in_a_manifest_still_signs_in() {
     let manifests = Manifests::examples();
-    manifests.write("alice.yaml", &user("alice", "alice@example.com", "Alice-Secret-1", None));
+    manifests.write(
+        "alice.yaml",
+        &user("alice", "alice@example.com", "Alice-Secret-1", None),
+    );
     let idp = TestIdp::start(manifests).await;
     let url = authorize_url(&idp, "harbor", HARBOR_CALLBACK, &[]);
-    let location = Browser::new().sign_in(&idp, &url, "alice", "Alice-Secret-1").await;
+    let location = Browser::new()
+        .sign_in(&idp, &url, "alice", "Alice-Secret-1")
+        .await;
     assert!(query_param(&location, "code").is_some(), "{location}");
 }
 
 #[tokio::test]
 async fn a_disabled_user_cannot_sign_in_and_loses_the_session() {
     let manifests = Manifests::examples();
-    manifests.write("bob.yaml", &user("bob", "bob@example.com", "Bob-Secret-1", Some("Active")));
+    manifests.write(
+        "bob.yaml",
+        &user("bob", "bob@example.com", "Bob-Secret-1", Some("Active")),
+    );
     let idp = TestIdp::start(manifests).await;
     let browser = Browser::new();
     let url = authorize_url(&idp, "harbor", HARBOR_CALLBACK, &[]);
     browser.sign_in(&idp, &url, "bob", "Bob-Secret-1").await;
-    assert!(matches!(browser.open(&url).await, Step::Redirect { .. }), "signed in");
+    assert!(
+        matches!(browser.open(&url).await, Step::Redirect { .. }),
+        "signed in"
+    );
 
-    idp.manifests.write("bob.yaml", &user("bob", "bob@example.com", "Bob-Secret-1", Some("Disabled")));
+    idp.manifests.write(
+        "bob.yaml",
+        &user("bob", "bob@example.com", "Bob-Secret-1", Some("Disabled")),
+    );
     eventually("bob's session to end", RELOAD, || async {
         matches!(browser.open(&url).await, Step::Login { .. }).then_some(())
     })

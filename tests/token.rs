@@ -11,12 +11,20 @@ use support::manifests::{ADMIN_PASSWORD, HARBOR_CALLBACK};
 /// Signs in as admin at harbor and returns a fresh code.
 async fn harbor_code(idp: &TestIdp) -> String {
     let url = authorize_url(idp, "harbor", HARBOR_CALLBACK, &[("nonce", "n-1")]);
-    let location = Browser::new().sign_in(idp, &url, "admin", ADMIN_PASSWORD).await;
+    let location = Browser::new()
+        .sign_in(idp, &url, "admin", ADMIN_PASSWORD)
+        .await;
     query_param(&location, "code").expect("a code")
 }
 
-async fn redeem(idp: &TestIdp, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> (StatusCode, Value, reqwest::header::HeaderMap) {
-    let mut request = reqwest::Client::new().post(idp.url("/oauth/token")).form(form);
+async fn redeem(
+    idp: &TestIdp,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    let mut request = reqwest::Client::new()
+        .post(idp.url("/oauth/token"))
+        .form(form);
     if let Some((id, secret)) = basic {
         request = request.basic_auth(id, Some(secret));
     }
@@ -27,7 +35,11 @@ async fn redeem(idp: &TestIdp, form: &[(&str, &str)], basic: Option<(&str, &str)
 }
 
 fn code_form(code: &str) -> Vec<(&str, &str)> {
-    vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", HARBOR_CALLBACK)]
+    vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", HARBOR_CALLBACK),
+    ]
 }
 
 #[tokio::test]
@@ -36,7 +48,8 @@ async fn reused_code_is_invalid_grant() {
     let code = harbor_code(&idp).await;
     let (first, _, _) = redeem(&idp, &code_form(&code), Some(("harbor", "password123"))).await;
     assert_eq!(first, StatusCode::OK);
-    let (second, body, headers) = redeem(&idp, &code_form(&code), Some(("harbor", "password123"))).await;
+    let (second, body, headers) =
+        redeem(&idp, &code_form(&code), Some(("harbor", "password123"))).await;
     assert_eq!(second, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_grant");
     assert_eq!(headers["cache-control"], "no-store");
@@ -49,7 +62,10 @@ async fn wrong_secret_is_401_invalid_client_and_spends_no_code() {
     let (status, body, headers) = redeem(&idp, &code_form(&code), Some(("harbor", "wrong"))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"], "invalid_client");
-    assert!(headers["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert!(headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
     // The client is authenticated before the code is looked at, so the code still works.
     let (status, body, _) = redeem(&idp, &code_form(&code), Some(("harbor", "password123"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -83,9 +99,16 @@ async fn two_authentication_methods_are_refused() {
 async fn code_is_bound_to_its_redirect_uri() {
     let idp = TestIdp::examples().await;
     let code = harbor_code(&idp).await;
-    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", "https://harbor.172.31.19.17.nip.io/other")];
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", "https://harbor.172.31.19.17.nip.io/other"),
+    ];
     let (status, body, _) = redeem(&idp, &form, Some(("harbor", "password123"))).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
 }
 
 #[tokio::test]
@@ -93,7 +116,10 @@ async fn code_is_bound_to_its_client() {
     let idp = TestIdp::examples().await;
     let code = harbor_code(&idp).await;
     let (status, body, _) = redeem(&idp, &code_form(&code), Some(("demo", "demo-secret"))).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
 }
 
 #[tokio::test]
@@ -101,34 +127,60 @@ async fn verifier_without_a_challenge_is_a_downgrade_and_refused() {
     let idp = TestIdp::examples().await;
     let code = harbor_code(&idp).await;
     let mut form = code_form(&code);
-    form.push(("code_verifier", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"));
+    form.push((
+        "code_verifier",
+        "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+    ));
     let (status, body, _) = redeem(&idp, &form, Some(("harbor", "password123"))).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
 }
 
 #[tokio::test]
 async fn wrong_pkce_verifier_is_refused() {
     let idp = TestIdp::examples().await;
     let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-    let url = authorize_url(&idp, "kubelogin", "http://localhost:8000", &[("code_challenge", challenge), ("code_challenge_method", "S256")]);
-    let location = Browser::new().sign_in(&idp, &url, "admin", ADMIN_PASSWORD).await;
+    let url = authorize_url(
+        &idp,
+        "kubelogin",
+        "http://localhost:8000",
+        &[
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let location = Browser::new()
+        .sign_in(&idp, &url, "admin", ADMIN_PASSWORD)
+        .await;
     let code = query_param(&location, "code").unwrap();
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),
         ("redirect_uri", "http://localhost:8000"),
         ("client_id", "kubelogin"),
-        ("code_verifier", "a-wrong-verifier-that-is-long-enough-to-be-well-formed"),
+        (
+            "code_verifier",
+            "a-wrong-verifier-that-is-long-enough-to-be-well-formed",
+        ),
     ];
     let (status, body, _) = redeem(&idp, &form, None).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
 }
 
 #[tokio::test]
 async fn code_grant_alias_is_accepted() {
     let idp = TestIdp::examples().await;
     let code = harbor_code(&idp).await;
-    let form = [("grant_type", "code"), ("code", code.as_str()), ("redirect_uri", HARBOR_CALLBACK)];
+    let form = [
+        ("grant_type", "code"),
+        ("code", code.as_str()),
+        ("redirect_uri", HARBOR_CALLBACK),
+    ];
     let (status, body, _) = redeem(&idp, &form, Some(("harbor", "password123"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
@@ -139,23 +191,39 @@ async fn refresh_rotates_and_a_replaced_token_revokes_the_family() {
     let code = harbor_code(&idp).await;
     let creds = Some(("harbor", "password123"));
     let (_, first, _) = redeem(&idp, &code_form(&code), creds).await;
-    let old = first["refresh_token"].as_str().expect("a refresh token").to_string();
+    let old = first["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_string();
     let refresh = |token: String| {
         let idp = &idp;
         async move {
-            let form = [("grant_type", "refresh_token"), ("refresh_token", token.as_str())];
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.as_str()),
+            ];
             redeem(idp, &form, creds).await
         }
     };
     let (status, second, _) = refresh(old.clone()).await;
     assert_eq!(status, StatusCode::OK, "{second}");
-    assert!(second["id_token"].is_string(), "a refresh returns a fresh ID token");
+    assert!(
+        second["id_token"].is_string(),
+        "a refresh returns a fresh ID token"
+    );
     let new = second["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(new, old);
     let (status, body, _) = refresh(old).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
     let (status, _, _) = refresh(new).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "reuse of a replaced token revoked the family");
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "reuse of a replaced token revoked the family"
+    );
 }
 
 #[tokio::test]
@@ -163,15 +231,32 @@ async fn userinfo_accepts_only_access_tokens() {
     let idp = TestIdp::examples().await;
     let code = harbor_code(&idp).await;
     let (_, tokens, _) = redeem(&idp, &code_form(&code), Some(("harbor", "password123"))).await;
-    let userinfo = |token: &str| reqwest::Client::new().get(idp.url("/oauth/userinfo")).bearer_auth(token).send();
-    let ok = userinfo(tokens["access_token"].as_str().unwrap()).await.unwrap();
+    let userinfo = |token: &str| {
+        reqwest::Client::new()
+            .get(idp.url("/oauth/userinfo"))
+            .bearer_auth(token)
+            .send()
+    };
+    let ok = userinfo(tokens["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
     assert_eq!(ok.json::<Value>().await.unwrap()["sub"], "admin");
-    for other in [tokens["id_token"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap(), code.as_str()] {
+    for other in [
+        tokens["id_token"].as_str().unwrap(),
+        tokens["refresh_token"].as_str().unwrap(),
+        code.as_str(),
+    ] {
         let refused = userinfo(other).await.unwrap();
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
-        let challenge = refused.headers()["www-authenticate"].to_str().unwrap().to_string();
-        assert!(challenge.starts_with("Bearer") && challenge.contains("invalid_token"), "{challenge}");
+        let challenge = refused.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            challenge.starts_with("Bearer") && challenge.contains("invalid_token"),
+            "{challenge}"
+        );
     }
 }
 
@@ -197,7 +282,13 @@ async fn unsupported_grant_type_and_missing_grant_type_are_rfc_errors() {
     let idp = TestIdp::examples().await;
     let creds = Some(("harbor", "password123"));
     let (status, body, _) = redeem(&idp, &[("grant_type", "client_credentials")], creds).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unsupported_grant_type")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unsupported_grant_type"))
+    );
     let (status, body, _) = redeem(&idp, &[("code", "x")], creds).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
 }

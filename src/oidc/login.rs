@@ -109,9 +109,16 @@ impl Provider {
         request: AuthorizationRequest,
         browser: &Browser,
     ) -> Result<Interaction, OAuthError> {
-        let denied = self.registry.clients().get(&request.client_id).map(|c| c.grant_method);
+        let denied = self
+            .registry
+            .clients()
+            .get(&request.client_id)
+            .map(|c| c.grant_method);
         if denied == Some(GrantMethod::Deny) {
-            return Err(OAuthError::new(ErrorCode::AccessDenied, "this client may not sign users in"));
+            return Err(OAuthError::new(
+                ErrorCode::AccessDenied,
+                "this client may not sign users in",
+            ));
         }
         let now = self.clock.now();
         let fresh = |s: &Session| request.max_age.is_none_or(|max| now - s.auth_time <= max);

@@ -12,7 +12,12 @@ pub enum Step {
     /// A redirect; `status` is 302 or 303.
     Redirect { status: u16, location: String },
     /// The login form, with its hidden fields.
-    Login { status: u16, request: String, csrf: String, html: String },
+    Login {
+        status: u16,
+        request: String,
+        csrf: String,
+        html: String,
+    },
     /// Any other page.
     Page { status: u16, html: String },
 }
@@ -52,7 +57,14 @@ impl Browser {
 
     /// GETs `url` and classifies the answer.
     pub async fn open(&self, url: &str) -> Step {
-        step(self.http.get(url).send().await.expect("GET reaches kube-idp")).await
+        step(
+            self.http
+                .get(url)
+                .send()
+                .await
+                .expect("GET reaches kube-idp"),
+        )
+        .await
     }
 
     /// Submits the login form shown in `form`.
@@ -66,14 +78,28 @@ impl Browser {
             ("username", username),
             ("password", password),
         ];
-        let response = self.http.post(idp.url("/oauth/login")).form(&fields).send().await;
+        let response = self
+            .http
+            .post(idp.url("/oauth/login"))
+            .form(&fields)
+            .send()
+            .await;
         step(response.expect("POST reaches kube-idp")).await
     }
 
     /// Opens an authorization URL, logs in, and returns the redirect back to the client.
-    pub async fn sign_in(&self, idp: &TestIdp, url: &str, username: &str, password: &str) -> String {
+    pub async fn sign_in(
+        &self,
+        idp: &TestIdp,
+        url: &str,
+        username: &str,
+        password: &str,
+    ) -> String {
         let form = self.open(url).await;
-        self.log_in(idp, &form, username, password).await.location().to_string()
+        self.log_in(idp, &form, username, password)
+            .await
+            .location()
+            .to_string()
     }
 }
 
@@ -85,7 +111,12 @@ async fn step(response: reqwest::Response) -> Step {
     }
     let html = response.text().await.expect("a body");
     match (hidden_input(&html, "request"), hidden_input(&html, "csrf")) {
-        (Some(request), Some(csrf)) => Step::Login { status, request, csrf, html },
+        (Some(request), Some(csrf)) => Step::Login {
+            status,
+            request,
+            csrf,
+            html,
+        },
         _ => Step::Page { status, html },
     }
 }
@@ -101,11 +132,18 @@ fn hidden_input(html: &str, name: &str) -> Option<String> {
 /// A query parameter of a URL.
 pub fn query_param(url: &str, name: &str) -> Option<String> {
     let url = Url::parse(url).expect("an absolute URL");
-    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// An authorization URL for `client_id` with extra parameters.
-pub fn authorize_url(idp: &TestIdp, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> String {
+pub fn authorize_url(
+    idp: &TestIdp,
+    client_id: &str,
+    redirect_uri: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let mut url = Url::parse(&idp.url("/oauth/authorize")).expect("issuer URL");
     url.query_pairs_mut()
         .append_pair("client_id", client_id)

@@ -49,7 +49,9 @@ impl TestIdp {
             ..Default::default()
         };
         let config = Config::resolve(args).expect("valid test configuration");
-        server::start(config, Some(listener)).await.expect("kube-idp starts")
+        server::start(config, Some(listener))
+            .await
+            .expect("kube-idp starts")
     }
 
     /// An absolute URL under the issuer.

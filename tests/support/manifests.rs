@@ -17,7 +17,9 @@ pub struct Manifests {
 impl Manifests {
     /// An empty folder.
     pub fn empty() -> Self {
-        Self { dir: tempfile::tempdir().expect("temporary directory") }
+        Self {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
     }
 
     /// A folder holding a copy of `deploy/examples`.
@@ -27,7 +29,10 @@ impl Manifests {
         for entry in std::fs::read_dir(examples).expect("deploy/examples exists") {
             let path = entry.expect("readable entry").path();
             let name = path.file_name().unwrap().to_str().unwrap().to_string();
-            manifests.write(&name, &std::fs::read_to_string(&path).expect("readable example"));
+            manifests.write(
+                &name,
+                &std::fs::read_to_string(&path).expect("readable example"),
+            );
         }
         manifests
     }
@@ -53,7 +58,10 @@ impl Manifests {
 
 /// A client Secret manifest named `oauthclient-{client}` with this `configuration.yaml`.
 pub fn client_secret(client: &str, configuration: &str) -> String {
-    let indented: String = configuration.lines().map(|l| format!("    {l}\n")).collect();
+    let indented: String = configuration
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
     format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: oauthclient-{client}\n  \
          namespace: kubesphere-system\n  labels:\n    config.kubesphere.io/type: oauthclient\n\
@@ -74,7 +82,9 @@ pub fn harbor_with_secret(secret: &str) -> String {
 
 /// A User manifest with a clear-text password and an optional state.
 pub fn user(name: &str, email: &str, password: &str, state: Option<&str>) -> String {
-    let status = state.map(|s| format!("status:\n  state: {s}\n")).unwrap_or_default();
+    let status = state
+        .map(|s| format!("status:\n  state: {s}\n"))
+        .unwrap_or_default();
     format!(
         "apiVersion: iam.kubesphere.io/v1beta1\nkind: User\nmetadata:\n  name: {name}\n\
          spec:\n  email: {email}\n  password: '{password}'\n{status}"
