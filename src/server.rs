@@ -67,7 +67,15 @@ impl Running {
 /// Starts the provider. With `listener`, serves on it (tests bind port 0 first); otherwise
 /// binds `config.listen`.
 pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<Running, StartError> {
-    let clock: SharedClock = Arc::new(SystemClock);
+    start_with_clock(config, listener, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with a given clock, so tests can move time.
+pub async fn start_with_clock(
+    config: Config,
+    listener: Option<TcpListener>,
+    clock: SharedClock,
+) -> Result<Running, StartError> {
     let keys = load_keys(&config, clock.now())?;
     let registry = Registry::new();
     let source = start_source(&config, registry.clone())?;

@@ -213,6 +213,10 @@ async fn refresh_rotates_and_a_replaced_token_revokes_the_family() {
     );
     let new = second["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(new, old);
+    // Within the grace window a confidential client's concurrent refresh still succeeds.
+    let (status, body, _) = refresh(old.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    idp.clock.advance(11);
     let (status, body, _) = refresh(old).await;
     assert_eq!(
         (status, body["error"].as_str()),

@@ -76,6 +76,62 @@ pub async fn login(state: Data, req: HttpRequest, body: web::Bytes) -> HttpRespo
     respond(&state, &browser, interaction, true)
 }
 
+pub async fn consent(state: Data, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let browser = browser(&req);
+    let interaction = match form(&req, &body) {
+        Ok(params) => state.provider.consent(&params, &browser).await,
+        Err(e) => Interaction::Page {
+            status: 400,
+            message: e.to_string(),
+        },
+    };
+    respond(&state, &browser, interaction, true)
+}
+
+pub async fn logout(state: Data, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let browser = browser(&req);
+    let is_post = req.method() == actix_web::http::Method::POST;
+    let params = if is_post {
+        form(&req, &body)
+    } else {
+        Ok(Params::parse(req.query_string()))
+    };
+    let interaction = match params {
+        Ok(params) => state.provider.logout(&params, &browser).await,
+        Err(e) => Interaction::Page {
+            status: 400,
+            message: e.to_string(),
+        },
+    };
+    respond(&state, &browser, interaction, is_post)
+}
+
+pub async fn revoke(
+    state: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let params = form(&req, &body)?;
+    let authorization = header_str(&req, header::AUTHORIZATION);
+    state.provider.revoke(&params, authorization).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+pub async fn introspect(
+    state: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let params = form(&req, &body)?;
+    let authorization = header_str(&req, header::AUTHORIZATION);
+    let answer = state.provider.introspect(&params, authorization).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(answer))
+}
+
 pub async fn token(
     state: Data,
     req: HttpRequest,
@@ -83,7 +139,8 @@ pub async fn token(
 ) -> Result<HttpResponse, ApiError> {
     let params = form(&req, &body)?;
     let authorization = header_str(&req, header::AUTHORIZATION);
-    let response = state.provider.token(&params, authorization).await?;
+    let source = req.peer_addr().map(|a| a.ip());
+    let response = state.provider.token(&params, authorization, source).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
@@ -96,7 +153,7 @@ pub async fn userinfo(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let token = bearer_token(&req, &body)?;
-    let claims = state.provider.userinfo(&token)?;
+    let claims = state.provider.userinfo(&token).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(claims))
@@ -163,6 +220,8 @@ fn browser(req: &HttpRequest) -> Browser {
     Browser {
         session: cookie(SESSION_COOKIE),
         binding: cookie(BROWSER_COOKIE).unwrap_or_else(|| crate::secret::random_token(32)),
+        // TODO(#5): the client address behind a trusted ingress (X-Forwarded-For).
+        source: req.peer_addr().map(|a| a.ip()),
     }
 }
 
@@ -183,6 +242,19 @@ fn respond(
             r.finish()
         }
         Interaction::Login(form) => pages::login(&state.base, form),
+        Interaction::Consent { form, .. } => pages::consent(&state.base, form),
+        Interaction::ConfirmLogout(form) => pages::logout(&state.base, form),
+        Interaction::SignedOut {
+            location: Some(location),
+        } => {
+            let status = if after_post { 303 } else { 302 };
+            let mut r =
+                HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("valid"));
+            r.insert_header((header::LOCATION, location.as_str()))
+                .insert_header((header::CACHE_CONTROL, "no-store"));
+            r.finish()
+        }
+        Interaction::SignedOut { location: None } => pages::signed_out(&state.base),
         Interaction::Page { status, message } => pages::error(&state.base, *status, message),
     };
     let path = if state.base.is_empty() {

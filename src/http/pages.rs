@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use askama::Template;
 
-use crate::oidc::LoginForm;
+use crate::oidc::{ConsentForm, LoginForm, LogoutForm};
 
 /// The stylesheet served at `/oauth/static/style.css`.
 pub const STYLE_CSS: &str = include_str!("../../static/style.css");
@@ -15,6 +15,26 @@ pub const STYLE_CSS: &str = include_str!("../../static/style.css");
 struct LoginPage<'a> {
     base: &'a str,
     form: &'a LoginForm,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    base: &'a str,
+    form: &'a ConsentForm,
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutPage<'a> {
+    base: &'a str,
+    form: &'a LogoutForm,
+}
+
+#[derive(Template)]
+#[template(path = "signed_out.html")]
+struct SignedOutPage<'a> {
+    base: &'a str,
 }
 
 #[derive(Template)]
@@ -32,6 +52,21 @@ pub fn login(base: &str, form: &LoginForm) -> HttpResponse {
         StatusCode::OK
     };
     html(status, LoginPage { base, form }.render())
+}
+
+/// The consent page.
+pub fn consent(base: &str, form: &ConsentForm) -> HttpResponse {
+    html(StatusCode::OK, ConsentPage { base, form }.render())
+}
+
+/// The sign-out confirmation.
+pub fn logout(base: &str, form: &LogoutForm) -> HttpResponse {
+    html(StatusCode::OK, LogoutPage { base, form }.render())
+}
+
+/// The page after signing out, when no client asked to get the browser back.
+pub fn signed_out(base: &str) -> HttpResponse {
+    html(StatusCode::OK, SignedOutPage { base }.render())
 }
 
 /// An error page that sends nothing to the client.

@@ -104,8 +104,8 @@ impl Provider {
 
     /// Userinfo (OIDC Core §5.3): the claims the access token's scopes allow, for a user who
     /// still exists and is active. Only access tokens are accepted.
-    pub fn userinfo(&self, token: &str) -> Result<Map<String, Value>, OAuthError> {
-        let claims = self.verify_access_token(token)?;
+    pub async fn userinfo(&self, token: &str) -> Result<Map<String, Value>, OAuthError> {
+        let claims = self.verify_access_token(token).await?;
         let username = claims.get("sub").and_then(Value::as_str).unwrap_or("");
         let scopes: Vec<String> = claims
             .get("scope")
@@ -118,8 +118,8 @@ impl Provider {
         Ok(user_claims(account, &scopes))
     }
 
-    /// Verifies an access token's signature, type, issuer and expiry.
-    pub(crate) fn verify_access_token(
+    /// Verifies an access token's signature, type, issuer, expiry and revocation.
+    pub(crate) async fn verify_access_token(
         &self,
         token: &str,
     ) -> Result<Map<String, Value>, OAuthError> {
@@ -136,6 +136,10 @@ impl Provider {
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
         if exp <= self.clock.now() {
             return Err(invalid_token("the access token has expired"));
+        }
+        let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
+        if self.is_revoked(jti).await? {
+            return Err(invalid_token("the access token was revoked"));
         }
         Ok(claims)
     }

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use super::authorize::{self, AuthorizationRequest, Rejection};
+use super::consent::ConsentForm;
 use super::error::{ErrorCode, OAuthError};
+use super::lockout::Attempt;
 use super::params::Params;
 use super::redirect::with_params;
 use super::session::{login_key, PendingLogin, Session, TOKEN_BYTES};
@@ -19,6 +21,17 @@ use crate::secret::{random_token, storage_key, SecretString};
 const MAX_CREDENTIAL_LEN: usize = 1024;
 /// The one message for every failed login.
 const LOGIN_FAILED: &str = "Invalid username or password.";
+/// The message while a login name or address is locked.
+const LOGIN_THROTTLED: &str = "Too many failed sign-in attempts. Wait a few minutes and try again.";
+
+/// Why credentials were not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LoginFailure {
+    /// Unknown name, wrong password, no password, or an inactive account.
+    Invalid,
+    /// Too many failures for this name or address.
+    Throttled,
+}
 
 /// What the HTTP layer knows about the browser.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +40,8 @@ pub struct Browser {
     pub session: Option<String>,
     /// The browser-binding cookie; the HTTP layer sets one when absent.
     pub binding: String,
+    /// The client's address, for login throttling.
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// A session cookie to set.
@@ -65,6 +80,20 @@ pub enum Interaction {
     },
     /// Show the login form.
     Login(LoginForm),
+    /// Show the consent page, setting a session cookie after a login.
+    Consent {
+        /// The page.
+        form: ConsentForm,
+        /// A new session cookie, after a login.
+        session: Option<NewSession>,
+    },
+    /// Ask the user to confirm signing out.
+    ConfirmLogout(super::logout::LogoutForm),
+    /// The session has ended: clear the cookie, then go to `location` or show a page.
+    SignedOut {
+        /// The registered post-logout redirect, with `state`.
+        location: Option<String>,
+    },
     /// Show an error page; nothing is sent to the client.
     Page {
         /// The HTTP status.
@@ -75,7 +104,7 @@ pub enum Interaction {
 }
 
 impl Interaction {
-    fn page(status: u16, message: impl Into<String>) -> Self {
+    pub(crate) fn page(status: u16, message: impl Into<String>) -> Self {
         Self::Page {
             status,
             message: message.into(),
@@ -124,7 +153,7 @@ impl Provider {
         let fresh = |s: &Session| request.max_age.is_none_or(|max| now - s.auth_time <= max);
         match self.session(browser.session.as_deref()).await? {
             Some((session, _)) if !request.prompt.login && fresh(&session) => {
-                self.complete(&request, &session, None).await
+                self.complete(&request, &session, browser, None).await
             }
             _ if request.prompt.none => Err(OAuthError::bare(ErrorCode::LoginRequired)),
             _ => self.ask_for_login(request, browser).await,
@@ -173,19 +202,31 @@ impl Provider {
         }
         let login = form.get("username").unwrap_or("").trim();
         let password = form.get("password").unwrap_or("");
-        match self.check_password(login, password).await {
-            Some(account) => self.logged_in(id, pending, &account).await,
-            None => Interaction::Login(LoginForm {
+        match self
+            .authenticate(login, password, browser.source.as_ref())
+            .await
+        {
+            Ok(account) => self.logged_in(id, pending, &account, browser).await,
+            Err(failure) => Interaction::Login(LoginForm {
                 request_id: id.to_string(),
                 csrf: pending.csrf,
                 client_id: pending.request.client_id,
                 login_hint: Some(login.to_string()).filter(|l| l.len() <= MAX_CREDENTIAL_LEN),
-                error: Some(LOGIN_FAILED.into()),
+                error: Some(match failure {
+                    LoginFailure::Invalid => LOGIN_FAILED.into(),
+                    LoginFailure::Throttled => LOGIN_THROTTLED.into(),
+                }),
             }),
         }
     }
 
-    async fn logged_in(&self, id: &str, pending: PendingLogin, account: &Account) -> Interaction {
+    async fn logged_in(
+        &self,
+        id: &str,
+        pending: PendingLogin,
+        account: &Account,
+        browser: &Browser,
+    ) -> Interaction {
         let request = pending.request;
         let result = async {
             self.store.delete(&login_key(id)).await?;
@@ -196,7 +237,7 @@ impl Provider {
                 id: cookie,
                 max_age: self.settings.session_max_age,
             };
-            self.complete(&request, &session, Some(new)).await
+            self.complete(&request, &session, browser, Some(new)).await
         };
         match result.await {
             Ok(interaction) => interaction,
@@ -206,49 +247,82 @@ impl Provider {
         }
     }
 
-    /// Verifies a login name (username or email) and password. Unknown names cost the same
-    /// bcrypt work as known ones; every failure looks the same to the caller.
-    async fn check_password(&self, login: &str, password: &str) -> Option<Arc<Account>> {
+    /// Verifies a login name (username or email) and password, with throttling. Unknown
+    /// names cost the same bcrypt work as known ones; every failure looks the same.
+    pub(crate) async fn authenticate(
+        &self,
+        login: &str,
+        password: &str,
+        source: Option<&std::net::IpAddr>,
+    ) -> Result<Arc<Account>, LoginFailure> {
         if login.is_empty()
             || login.len() > MAX_CREDENTIAL_LEN
             || password.len() > MAX_CREDENTIAL_LEN
         {
-            return None;
+            return Err(LoginFailure::Invalid);
         }
         let account = self.registry.users().find_login(login).cloned();
+        let attempt = Attempt {
+            subject: account
+                .as_ref()
+                .map_or_else(|| login.to_lowercase(), |a| a.username.clone()),
+            known: account.is_some(),
+            source,
+        };
+        if !self
+            .attempt_allowed(&attempt)
+            .await
+            .map_err(|_| LoginFailure::Throttled)?
+        {
+            tracing::warn!(user = %attempt.subject, "login refused: locked out");
+            return Err(LoginFailure::Throttled);
+        }
+        let verified = self.verify_password(account.as_deref(), password).await;
+        let result = match account {
+            Some(a) if verified && a.is_active() => Ok(a),
+            Some(a) if verified => {
+                tracing::warn!(user = %a.username, state = %a.state, "login refused: account not active");
+                Err(LoginFailure::Invalid)
+            }
+            Some(a) => {
+                tracing::warn!(user = %a.username, "login refused: wrong password");
+                Err(LoginFailure::Invalid)
+            }
+            None => {
+                tracing::warn!("login refused: unknown login name");
+                Err(LoginFailure::Invalid)
+            }
+        };
+        let recorded = match &result {
+            Ok(_) => self.record_success(&attempt).await,
+            Err(_) => self.record_failure(&attempt).await,
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "could not record the login attempt");
+        }
+        result
+    }
+
+    /// bcrypt verification off the async workers; an account without a password is checked
+    /// against a dummy hash so that it costs the same and never matches.
+    async fn verify_password(&self, account: Option<&Account>, password: &str) -> bool {
         let hash = account
-            .as_ref()
             .and_then(|a| a.password.as_ref())
             .map(|h| h.as_str().to_owned());
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
         let password = password.to_owned();
         let verified =
-            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false);
-        match account {
-            Some(a) if known && verified && a.is_active() => Some(a),
-            Some(a) if known && verified => {
-                tracing::warn!(user = %a.username, state = %a.state, "login refused: account not active");
-                None
-            }
-            Some(a) => {
-                tracing::warn!(user = %a.username, "login refused: wrong password");
-                None
-            }
-            None => {
-                tracing::warn!("login refused: unknown login name");
-                None
-            }
-        }
+            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false));
+        known && verified.await.unwrap_or(false)
     }
 
     /// Issues a code and sends the browser back to the client.
-    async fn complete(
+    pub(crate) async fn complete(
         &self,
         request: &AuthorizationRequest,
         session: &Session,
+        browser: &Browser,
         new_session: Option<NewSession>,
     ) -> Result<Interaction, OAuthError> {
         let clients = self.registry.clients();
@@ -264,7 +338,27 @@ impl Provider {
                 "this client may not sign users in",
             ));
         }
-        // TODO(#4): grantMethod prompt shows a consent page, remembered per user and client.
+        if client.grant_method == GrantMethod::Prompt && !self.has_consent(request, session).await?
+        {
+            if request.prompt.none {
+                return Err(OAuthError::bare(ErrorCode::ConsentRequired));
+            }
+            let form = self.ask_for_consent(request, session, browser).await?;
+            return Ok(Interaction::Consent {
+                form,
+                session: new_session,
+            });
+        }
+        self.redirect_with_code(request, session, new_session).await
+    }
+
+    /// Issues a code and builds the redirect that carries it.
+    pub(crate) async fn redirect_with_code(
+        &self,
+        request: &AuthorizationRequest,
+        session: &Session,
+        new_session: Option<NewSession>,
+    ) -> Result<Interaction, OAuthError> {
         let code = self.issue_code(request, session).await?;
         let location = with_params(
             &request.redirect_uri,
@@ -277,7 +371,7 @@ impl Provider {
     }
 
     /// An error sent back to the client, with `state` and `iss` (RFC 9207).
-    fn error_redirect(
+    pub(crate) fn error_redirect(
         &self,
         redirect_uri: &str,
         state: Option<&str>,

@@ -7,11 +7,17 @@
 
 mod authorize;
 mod claims;
+mod client_auth;
+mod consent;
 mod discovery;
 mod error;
+mod lockout;
 mod login;
+mod logout;
 mod params;
 mod redirect;
+mod refresh;
+mod revoke;
 mod scope;
 mod session;
 mod token;
@@ -19,8 +25,11 @@ mod token;
 use std::sync::Arc;
 
 pub use authorize::AuthorizationRequest;
+pub use consent::ConsentForm;
 pub use error::{Challenge, ErrorCode, OAuthError};
+pub use lockout::{LockoutListener, LockoutPolicy};
 pub use login::{Browser, Interaction, LoginForm, NewSession};
+pub use logout::LogoutForm;
 pub use params::Params;
 pub use redirect::redirect_uri_matches;
 pub use token::TokenResponse;
@@ -34,10 +43,18 @@ use crate::time::SharedClock;
 pub const AUTHORIZE_PATH: &str = "/oauth/authorize";
 /// The login form's target.
 pub const LOGIN_PATH: &str = "/oauth/login";
+/// The consent form's target.
+pub const CONSENT_PATH: &str = "/oauth/consent";
 /// The token endpoint.
 pub const TOKEN_PATH: &str = "/oauth/token";
 /// The userinfo endpoint.
 pub const USERINFO_PATH: &str = "/oauth/userinfo";
+/// The end-session endpoint.
+pub const LOGOUT_PATH: &str = "/oauth/logout";
+/// The revocation endpoint.
+pub const REVOKE_PATH: &str = "/oauth/revoke";
+/// The introspection endpoint.
+pub const INTROSPECT_PATH: &str = "/oauth/introspect";
 /// The JWKS.
 pub const JWKS_PATH: &str = "/oauth/keys";
 /// The discovery document.
@@ -96,6 +113,10 @@ pub struct Provider {
     pub store: StateStore,
     /// The time.
     pub clock: SharedClock,
+    /// Limits on failed logins.
+    pub lockout: LockoutPolicy,
+    /// Told when an account is locked.
+    lockout_listener: Option<Arc<dyn LockoutListener>>,
     /// A bcrypt hash verified when the login name is unknown, so that an unknown user costs
     /// the same time as a wrong password.
     dummy_hash: Arc<str>,
@@ -118,6 +139,8 @@ impl Provider {
             keys,
             store,
             clock,
+            lockout: LockoutPolicy::default(),
+            lockout_listener: None,
             dummy_hash: dummy_hash.into(),
         }
     }

@@ -100,6 +100,26 @@ impl Store for MemoryStore {
         self.lock().entries.remove(key);
         Ok(())
     }
+
+    async fn incr(&self, key: &str, ttl: u64) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let now = self.clock.now();
+        let current = self.live(&mut inner, key);
+        let count = current
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok());
+        let count: u64 = count.unwrap_or(0) + 1;
+        match inner.entries.get_mut(key) {
+            Some((value, _)) if current.is_some() => *value = count.to_string().into_bytes(),
+            _ => {
+                let expires = now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
+                inner
+                    .entries
+                    .insert(key.to_string(), (count.to_string().into_bytes(), expires));
+            }
+        }
+        Ok(count)
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +150,20 @@ mod tests {
         s.put("k", b"v".to_vec(), 60).await.unwrap();
         assert!(s.take("k").await.unwrap().is_some());
         assert!(s.take("k").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn counter_window_is_fixed_from_the_first_increment() {
+        let (s, clock) = store();
+        assert_eq!(s.incr("c", 60).await.unwrap(), 1);
+        clock.advance(30);
+        assert_eq!(s.incr("c", 60).await.unwrap(), 2);
+        clock.advance(30);
+        assert_eq!(
+            s.incr("c", 60).await.unwrap(),
+            1,
+            "the window started at the first"
+        );
     }
 
     #[tokio::test]

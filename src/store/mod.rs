@@ -51,6 +51,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Deletes the value under `key`.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Adds one to the counter under `key` and returns the new count. The first increment
+    /// sets the expiry; later ones keep it (a fixed window).
+    async fn incr(&self, key: &str, ttl: u64) -> Result<u64, StoreError>;
 }
 
 /// A [`Store`] with typed, JSON-encoded values.
@@ -99,6 +102,19 @@ impl StateStore {
     /// Deletes a value.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.0.delete(key).await
+    }
+
+    /// Counts an event in a window of `ttl` seconds; returns the count so far.
+    pub async fn incr(&self, key: &str, ttl: u64) -> Result<u64, StoreError> {
+        self.0.incr(key, ttl.max(1)).await
+    }
+
+    /// The count under `key`, 0 when absent.
+    pub async fn count(&self, key: &str) -> Result<u64, StoreError> {
+        let bytes = self.0.get(key).await?;
+        Ok(bytes
+            .and_then(|b| std::str::from_utf8(&b).ok()?.parse().ok())
+            .unwrap_or(0))
     }
 }
 

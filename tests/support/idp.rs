@@ -4,6 +4,7 @@ use std::net::{SocketAddr, TcpListener};
 
 use kube_idp::config::{Config, ServeArgs};
 use kube_idp::server::{self, Running};
+use kube_idp::time::{Clock, ManualClock, SystemClock};
 use tempfile::TempDir;
 
 use super::manifests::Manifests;
@@ -14,6 +15,8 @@ pub struct TestIdp {
     pub issuer: String,
     /// The folder it serves.
     pub manifests: Manifests,
+    /// The provider's clock: it starts at the real time and moves only when told to.
+    pub clock: ManualClock,
     addr: SocketAddr,
     state: TempDir,
     running: Option<Running>,
@@ -28,6 +31,7 @@ impl TestIdp {
         let mut idp = Self {
             issuer: format!("http://{addr}"),
             manifests,
+            clock: ManualClock::at(SystemClock.now()),
             addr,
             state,
             running: None,
@@ -49,7 +53,8 @@ impl TestIdp {
             ..Default::default()
         };
         let config = Config::resolve(args).expect("valid test configuration");
-        server::start(config, Some(listener))
+        let clock = std::sync::Arc::new(self.clock.clone());
+        server::start_with_clock(config, Some(listener), clock)
             .await
             .expect("kube-idp starts")
     }

@@ -1,0 +1,209 @@
+//! Refresh tokens (RFC 6749 §6, RFC 9700 §4.14): a family per code, rotated on every use.
+//! Presenting a replaced token revokes the family, except within a short grace window in
+//! which a confidential client's concurrent refreshes of one token all succeed.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ErrorCode, OAuthError};
+use super::session::TOKEN_BYTES;
+use super::{scope, Provider};
+use crate::model::Client;
+use crate::secret::{random_token, storage_key};
+use crate::time::Timestamp;
+
+/// Replaced secrets remembered per family, for reuse detection.
+const MAX_REPLACED: usize = 32;
+/// Seconds after a rotation in which the replaced token still refreshes for a confidential
+/// client (concurrent refreshes).
+const GRACE_SECONDS: i64 = 10;
+/// Attempts at an atomic update before giving up under contention.
+const SWAP_ATTEMPTS: usize = 5;
+
+/// A line of refresh tokens descending from one grant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RefreshFamily {
+    pub client_id: String,
+    pub username: String,
+    pub scopes: Vec<String>,
+    pub auth_time: Timestamp,
+    pub offline: bool,
+    /// Storage keys of the secrets that refresh now (more than one only within a grace
+    /// window).
+    pub current: Vec<String>,
+    /// Storage keys of the secrets that were replaced, newest last.
+    pub replaced: Vec<String>,
+    /// When the last rotation happened.
+    pub rotated_at: Timestamp,
+    /// When the family ends unless used.
+    pub expires_at: Timestamp,
+}
+
+pub(crate) fn family_key(id: &str) -> String {
+    format!("refresh:{id}")
+}
+
+/// What a refresh token's holder gets back.
+pub(crate) struct Refreshed {
+    pub family: RefreshFamily,
+    pub token: String,
+}
+
+impl Provider {
+    /// Starts a family for a new grant; returns the first refresh token.
+    pub(crate) async fn new_family(
+        &self,
+        client: &Client,
+        username: &str,
+        scopes: &[String],
+        auth_time: Timestamp,
+    ) -> Result<(String, String), OAuthError> {
+        let now = self.clock.now();
+        let offline = scope::has(scopes, scope::OFFLINE_ACCESS);
+        let (id, secret) = (random_token(16), random_token(TOKEN_BYTES));
+        let family = RefreshFamily {
+            client_id: client.id.clone(),
+            username: username.to_string(),
+            scopes: scopes.to_vec(),
+            auth_time,
+            offline,
+            current: vec![storage_key(&secret)],
+            replaced: Vec::new(),
+            rotated_at: now,
+            expires_at: self.refresh_expiry(offline, auth_time, now),
+        };
+        self.store
+            .put(&family_key(&id), &family, ttl(&family, now))
+            .await?;
+        Ok((format!("{id}.{secret}"), id))
+    }
+
+    /// Rotates the family of a presented refresh token; a replaced token outside the grace
+    /// window revokes the family.
+    pub(crate) async fn rotate(
+        &self,
+        client: &Client,
+        token: &str,
+    ) -> Result<Refreshed, OAuthError> {
+        let (family_id, secret) = token
+            .split_once('.')
+            .ok_or_else(OAuthError::invalid_grant)?;
+        let key = family_key(family_id);
+        let presented = storage_key(secret);
+        for _ in 0..SWAP_ATTEMPTS {
+            let Some(family) = self.store.get::<RefreshFamily>(&key).await? else {
+                return Err(OAuthError::invalid_grant());
+            };
+            let now = self.clock.now();
+            if family.client_id != client.id || family.expires_at <= now {
+                tracing::warn!(client_id = %client.id, "refresh refused: another client's or expired");
+                return Err(OAuthError::invalid_grant());
+            }
+            let next = self
+                .next_generation(client, &family, &presented, now, &key)
+                .await?;
+            let (next, new_secret) = next;
+            if self
+                .store
+                .swap(&key, &family, &next, ttl(&next, now))
+                .await?
+            {
+                let token = format!("{family_id}.{new_secret}");
+                return Ok(Refreshed {
+                    family: next,
+                    token,
+                });
+            }
+        }
+        Err(OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            "refresh contention; retry",
+        ))
+    }
+
+    async fn next_generation(
+        &self,
+        client: &Client,
+        family: &RefreshFamily,
+        presented: &str,
+        now: Timestamp,
+        key: &str,
+    ) -> Result<(RefreshFamily, String), OAuthError> {
+        let new_secret = random_token(TOKEN_BYTES);
+        let mut next = family.clone();
+        next.expires_at = self.refresh_expiry(next.offline, next.auth_time, now);
+        if family.current.iter().any(|c| c == presented) {
+            next.replaced.append(&mut next.current);
+            next.current = vec![storage_key(&new_secret)];
+            next.rotated_at = now;
+        } else if self.in_grace(client, family, presented, now) {
+            next.current.push(storage_key(&new_secret));
+        } else {
+            if family.replaced.iter().any(|r| r == presented) {
+                tracing::warn!(client_id = %client.id, user = %family.username, "replaced refresh token reused; family revoked");
+                self.store.delete(key).await?;
+            }
+            return Err(OAuthError::invalid_grant());
+        }
+        let excess = next.replaced.len().saturating_sub(MAX_REPLACED);
+        next.replaced.drain(..excess);
+        Ok((next, new_secret))
+    }
+
+    /// The token replaced by the latest rotation, presented again by a confidential client
+    /// within the grace window.
+    fn in_grace(
+        &self,
+        client: &Client,
+        family: &RefreshFamily,
+        presented: &str,
+        now: Timestamp,
+    ) -> bool {
+        client.is_confidential()
+            && now - family.rotated_at <= GRACE_SECONDS
+            && family.replaced.last().is_some_and(|r| r == presented)
+    }
+
+    /// Revokes a family.
+    pub(crate) async fn revoke_family(&self, family_id: &str) -> Result<(), OAuthError> {
+        Ok(self.store.delete(&family_key(family_id)).await?)
+    }
+
+    /// The unexpired family a refresh token belongs to, whether or not the token is current.
+    pub(crate) async fn family_of(&self, token: &str) -> Result<Option<RefreshFamily>, OAuthError> {
+        let Some((family_id, _)) = token.split_once('.') else {
+            return Ok(None);
+        };
+        let family = self
+            .store
+            .get::<RefreshFamily>(&family_key(family_id))
+            .await?;
+        let now = self.clock.now();
+        Ok(family.filter(|f| f.expires_at > now))
+    }
+
+    /// The family of a refresh token, if the token is current.
+    pub(crate) async fn current_family(
+        &self,
+        token: &str,
+    ) -> Result<Option<RefreshFamily>, OAuthError> {
+        let presented = token.split_once('.').map(|(_, secret)| storage_key(secret));
+        let family = self.family_of(token).await?;
+        Ok(family.filter(|f| presented.is_some_and(|p| f.current.contains(&p))))
+    }
+
+    /// Without `offline_access` a refresh token lasts as a browser session does: until it
+    /// is idle for the session timeout, or the session's maximum age. With it, until it is
+    /// idle for the offline timeout.
+    fn refresh_expiry(&self, offline: bool, auth_time: Timestamp, now: Timestamp) -> Timestamp {
+        let s = &self.settings;
+        if offline {
+            now + s.offline_idle_timeout as i64
+        } else {
+            (now + s.session_idle_timeout as i64).min(auth_time + s.session_max_age as i64)
+        }
+    }
+}
+
+fn ttl(family: &RefreshFamily, now: Timestamp) -> u64 {
+    (family.expires_at - now).max(1) as u64
+}

@@ -1,0 +1,148 @@
+//! Token revocation (RFC 7009) and introspection (RFC 7662), both for authenticated clients
+//! and only for tokens issued to the caller. Access tokens are JWTs; revoking one records its
+//! `jti` until it would have expired.
+
+use serde_json::{json, Map, Value};
+
+use super::error::OAuthError;
+use super::params::Params;
+use super::refresh::RefreshFamily;
+use super::Provider;
+use crate::model::Client;
+use crate::time::Timestamp;
+
+fn revoked_key(jti: &str) -> String {
+    format!("revoked:{jti}")
+}
+
+/// A presented token, recognised.
+enum Known {
+    Access(Map<String, Value>),
+    Refresh(String, RefreshFamily),
+}
+
+impl Provider {
+    /// Records an access token's `jti` as revoked until `expires_at`.
+    pub(crate) async fn revoke_access_token(
+        &self,
+        jti: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), OAuthError> {
+        let ttl = (expires_at - self.clock.now()).max(1) as u64;
+        Ok(self.store.put(&revoked_key(jti), &true, ttl).await?)
+    }
+
+    /// True when an access token's `jti` was revoked.
+    pub(crate) async fn is_revoked(&self, jti: &str) -> Result<bool, OAuthError> {
+        Ok(self
+            .store
+            .get::<bool>(&revoked_key(jti))
+            .await?
+            .unwrap_or(false))
+    }
+
+    /// RFC 7009 §2: revokes a refresh token (its whole family) or an access token. Unknown
+    /// tokens and other clients' tokens are answered the same way, with success.
+    pub async fn revoke(
+        &self,
+        form: &Params,
+        authorization: Option<&str>,
+    ) -> Result<(), OAuthError> {
+        let (client, token) = self.back_channel(form, authorization)?;
+        match self.recognise(&client, token).await? {
+            Some(Known::Refresh(family_id, family)) => {
+                tracing::info!(client_id = %client.id, user = %family.username, "refresh token revoked");
+                self.revoke_family(&family_id).await
+            }
+            Some(Known::Access(claims)) => {
+                let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
+                let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+                tracing::info!(client_id = %client.id, "access token revoked");
+                self.revoke_access_token(jti, exp).await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// RFC 7662 §2: whether a token is active, and what it is about.
+    pub async fn introspect(
+        &self,
+        form: &Params,
+        authorization: Option<&str>,
+    ) -> Result<Value, OAuthError> {
+        let (client, token) = self.back_channel(form, authorization)?;
+        let active = |mut fields: Map<String, Value>| {
+            fields.insert("active".into(), json!(true));
+            Value::Object(fields)
+        };
+        Ok(match self.recognise(&client, token).await? {
+            Some(Known::Access(claims)) if self.account_active(&claims) => {
+                let mut fields = claims;
+                fields.insert("token_type".into(), json!("Bearer"));
+                let sub = fields.get("sub").cloned().unwrap_or(Value::Null);
+                fields.insert("username".into(), sub);
+                active(fields)
+            }
+            Some(Known::Refresh(_, family))
+                if self
+                    .registry
+                    .users()
+                    .get(&family.username)
+                    .is_some_and(|a| a.is_active()) =>
+            {
+                active(Map::from_iter([
+                    ("client_id".into(), json!(family.client_id)),
+                    ("sub".into(), json!(family.username)),
+                    ("username".into(), json!(family.username)),
+                    ("scope".into(), json!(family.scopes.join(" "))),
+                    ("exp".into(), json!(family.expires_at)),
+                    ("iss".into(), json!(self.settings.issuer)),
+                ]))
+            }
+            _ => json!({ "active": false }),
+        })
+    }
+
+    fn account_active(&self, claims: &Map<String, Value>) -> bool {
+        let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
+        self.registry
+            .users()
+            .get(sub)
+            .is_some_and(|a| a.is_active())
+    }
+
+    /// Authenticates the client and reads the `token` parameter.
+    fn back_channel<'a>(
+        &self,
+        form: &'a Params,
+        authorization: Option<&str>,
+    ) -> Result<(std::sync::Arc<Client>, &'a str), OAuthError> {
+        if let Some(name) = form.first_repeated() {
+            return Err(OAuthError::invalid_request(format!(
+                "parameter {name} is repeated"
+            )));
+        }
+        let client = self.authenticate_client(form, authorization)?;
+        let token = form
+            .get("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        Ok((client, token))
+    }
+
+    /// A live token issued to `client`: a current refresh token, or an unexpired,
+    /// unrevoked access token.
+    async fn recognise(&self, client: &Client, token: &str) -> Result<Option<Known>, OAuthError> {
+        if let Some(family) = self.current_family(token).await? {
+            let id = token
+                .split_once('.')
+                .map(|(id, _)| id.to_string())
+                .unwrap_or_default();
+            return Ok((family.client_id == client.id).then_some(Known::Refresh(id, family)));
+        }
+        let Ok(claims) = self.verify_access_token(token).await else {
+            return Ok(None);
+        };
+        let mine = claims.get("client_id").and_then(Value::as_str) == Some(client.id.as_str());
+        Ok(mine.then_some(Known::Access(claims)))
+    }
+}
