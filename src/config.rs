@@ -57,6 +57,9 @@ pub struct ServeArgs {
     /// seconds [default: 7200].
     #[arg(long, env = "KUBE_IDP_SESSION_IDLE_TIMEOUT", value_name = "SECONDS")]
     pub session_idle_timeout: Option<u64>,
+    /// Seconds between signing-key rotations [default: 2592000, 30 days].
+    #[arg(long, env = "KUBE_IDP_KEY_ROTATION_PERIOD", value_name = "SECONDS")]
+    pub key_rotation_period: Option<u64>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "KUBE_IDP_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -76,6 +79,7 @@ struct FileConfig {
     access_token_lifetime: Option<u64>,
     session_max_age: Option<u64>,
     session_idle_timeout: Option<u64>,
+    key_rotation_period: Option<u64>,
     log_format: Option<String>,
 }
 
@@ -192,6 +196,13 @@ impl Config {
             idle,
             &mut settings.session_idle_timeout,
             60,
+        );
+        let rotation = args.key_rotation_period.or(file.key_rotation_period);
+        number(
+            "keyRotationPeriod",
+            rotation,
+            &mut settings.key_rotation_period,
+            3600,
         );
 
         match (listen, source, problems.is_empty()) {

@@ -73,6 +73,32 @@ impl StoredKeySet {
             keys: vec![generate_key(now)?],
         })
     }
+
+    /// When the signing key was made.
+    pub fn active_since(&self) -> Option<Timestamp> {
+        self.keys
+            .iter()
+            .filter(|k| k.retired_at.is_none())
+            .map(|k| k.created_at)
+            .max()
+    }
+
+    /// A set in which a fresh key signs, the previous signing keys are retired at `now`, and
+    /// keys retired more than `retention` seconds ago (every token they signed has expired)
+    /// are dropped.
+    pub fn rotated(&self, now: Timestamp, retention: u64) -> Result<Self, KeyError> {
+        let mut keys = vec![generate_key(now)?];
+        for key in &self.keys {
+            let retired_at = key.retired_at.unwrap_or(now);
+            if retired_at + retention as i64 > now {
+                keys.push(StoredKey {
+                    retired_at: Some(retired_at),
+                    ..key.clone()
+                });
+            }
+        }
+        Ok(Self { keys })
+    }
 }
 
 fn generate_key(now: Timestamp) -> Result<StoredKey, KeyError> {
@@ -204,6 +230,52 @@ impl Keys {
     }
 }
 
+/// Rotates the signing key on a schedule and persists the result.
+pub struct KeyRotator {
+    keys: Arc<Keys>,
+    stored: tokio::sync::Mutex<StoredKeySet>,
+    dir: Option<PathBuf>,
+    period: u64,
+}
+
+impl KeyRotator {
+    /// A rotator for `keys`, loaded from `stored`, persisted in `dir` when given, rotating
+    /// every `period` seconds.
+    pub fn new(keys: Arc<Keys>, stored: StoredKeySet, dir: Option<PathBuf>, period: u64) -> Self {
+        Self {
+            keys,
+            stored: tokio::sync::Mutex::new(stored),
+            dir,
+            period,
+        }
+    }
+
+    /// Rotates when the signing key is older than the period; keeps retired keys for
+    /// `retention` seconds (the longest token lifetime). True when it rotated.
+    pub async fn rotate_if_due(&self, now: Timestamp, retention: u64) -> Result<bool, KeyError> {
+        let mut stored = self.stored.lock().await;
+        let since = stored.active_since().unwrap_or(i64::MIN);
+        if now.saturating_sub(since) < self.period as i64 {
+            return Ok(false);
+        }
+        let next = stored.rotated(now, retention)?;
+        let set = KeySet::load(&next)?;
+        if let Some(dir) = &self.dir {
+            save_in_dir(dir, &next)?;
+        }
+        self.keys.replace(set);
+        tracing::info!(keys = next.keys.len(), "signing key rotated");
+        *stored = next;
+        Ok(true)
+    }
+}
+
+fn save_in_dir(dir: &Path, set: &StoredKeySet) -> Result<(), KeyError> {
+    let path = dir.join(KEY_FILE);
+    let bytes = serde_json::to_vec_pretty(set).expect("serializable");
+    write_private_file(&path, &bytes).map_err(|source| KeyError::Io { path, source })
+}
+
 /// Loads the key set from `dir`, creating it (and `dir`) on first start.
 pub fn load_or_create_in_dir(dir: &Path, now: Timestamp) -> Result<StoredKeySet, KeyError> {
     let path = dir.join(KEY_FILE);
@@ -284,6 +356,42 @@ mod tests {
             URL_SAFE_NO_PAD.encode(r#"{"sub":"admin"}"#)
         );
         assert!(set.verify(&none).is_err());
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_key_for_verification_until_retention_ends() {
+        let first = StoredKeySet::generate(1_000).unwrap();
+        let old = KeySet::load(&first).unwrap();
+        let token = old.sign("JWT", Map::new()).unwrap();
+        let second = first.rotated(2_000, 500).unwrap();
+        let both = KeySet::load(&second).unwrap();
+        assert_eq!(both.jwks()["keys"].as_array().unwrap().len(), 2);
+        assert!(
+            both.verify(&token).is_ok(),
+            "a token of the retired key still verifies"
+        );
+        assert_ne!(both.keys[0].kid, old.keys[0].kid, "the new key signs");
+        let third = second.rotated(2_600, 500).unwrap();
+        assert_eq!(
+            third.keys.len(),
+            2,
+            "the first key, retired 600 s ago, is dropped"
+        );
+        assert!(KeySet::load(&third).unwrap().verify(&token).is_err());
+    }
+
+    #[tokio::test]
+    async fn rotator_waits_for_the_period_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let stored = load_or_create_in_dir(dir.path(), 1_000).unwrap();
+        let keys = Keys::new(KeySet::load(&stored).unwrap());
+        let rotator = KeyRotator::new(keys.clone(), stored, Some(dir.path().into()), 3_600);
+        assert!(!rotator.rotate_if_due(4_000, 600).await.unwrap());
+        assert!(rotator.rotate_if_due(4_600, 600).await.unwrap());
+        assert_eq!(keys.current().jwks()["keys"].as_array().unwrap().len(), 2);
+        let reloaded = load_or_create_in_dir(dir.path(), 5_000).unwrap();
+        assert_eq!(reloaded.keys.len(), 2);
+        assert_eq!(reloaded.active_since(), Some(4_600));
     }
 
     #[test]

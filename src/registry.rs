@@ -55,6 +55,11 @@ impl ClientSet {
         self.by_id.get(id)
     }
 
+    /// Every client.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Client>> {
+        self.by_id.values()
+    }
+
     /// How many clients there are.
     pub fn len(&self) -> usize {
         self.by_id.len()

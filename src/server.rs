@@ -10,7 +10,7 @@ use actix_web::{App, HttpServer};
 
 use crate::config::{Config, SourceConfig};
 use crate::http::{self, AppState};
-use crate::keys::{self, KeySet, Keys, StoredKeySet};
+use crate::keys::{self, KeyRotator, KeySet, Keys, StoredKeySet};
 use crate::oidc::Provider;
 use crate::registry::Registry;
 use crate::sources::directory::DirectorySource;
@@ -46,6 +46,9 @@ pub struct Running {
     handle: ServerHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     source: tokio::task::JoinHandle<()>,
+    rotation: tokio::task::JoinHandle<()>,
+    /// The signing-key rotator, for tests that move the clock.
+    pub keys: Arc<KeyRotator>,
 }
 
 impl Running {
@@ -54,12 +57,14 @@ impl Running {
         self.handle.stop(true).await;
         let _ = self.server.await;
         self.source.abort();
+        self.rotation.abort();
     }
 
     /// Runs until the server stops (on SIGINT or SIGTERM, after draining).
     pub async fn wait(self) -> std::io::Result<()> {
         let result = self.server.await.unwrap_or(Ok(()));
         self.source.abort();
+        self.rotation.abort();
         result
     }
 }
@@ -76,11 +81,12 @@ pub async fn start_with_clock(
     listener: Option<TcpListener>,
     clock: SharedClock,
 ) -> Result<Running, StartError> {
-    let keys = load_keys(&config, clock.now())?;
+    let (keys, rotator) = load_keys(&config, clock.now())?;
     let registry = Registry::new();
     let source = start_source(&config, registry.clone())?;
     let store = StateStore::new(Arc::new(MemoryStore::new(clock.clone())));
     let provider = Provider::new(config.settings.clone(), registry, keys, store, clock);
+    let rotation = tokio::spawn(rotate_keys(rotator.clone(), provider.clone()));
     let state = AppState::new(provider.clone());
 
     let listener = match listener {
@@ -112,10 +118,12 @@ pub async fn start_with_clock(
         handle,
         server: tokio::spawn(server),
         source,
+        rotation,
+        keys: rotator,
     })
 }
 
-fn load_keys(config: &Config, now: i64) -> Result<Arc<Keys>, StartError> {
+fn load_keys(config: &Config, now: i64) -> Result<(Arc<Keys>, Arc<KeyRotator>), StartError> {
     let stored = match &config.state_dir {
         Some(dir) => keys::load_or_create_in_dir(dir, now)?,
         None => {
@@ -125,7 +133,37 @@ fn load_keys(config: &Config, now: i64) -> Result<Arc<Keys>, StartError> {
             StoredKeySet::generate(now)?
         }
     };
-    Ok(Keys::new(KeySet::load(&stored)?))
+    let keys = Keys::new(KeySet::load(&stored)?);
+    let period = config.settings.key_rotation_period;
+    let rotator = KeyRotator::new(keys.clone(), stored, config.state_dir.clone(), period);
+    Ok((keys, Arc::new(rotator)))
+}
+
+/// How often the rotator looks at the signing key's age.
+const ROTATION_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Rotates the signing key when it is due, keeping retired keys as long as the longest
+/// access-token lifetime any client has.
+async fn rotate_keys(rotator: Arc<KeyRotator>, provider: Provider) {
+    let mut tick = tokio::time::interval(ROTATION_CHECK);
+    loop {
+        tick.tick().await;
+        let retention = token_retention(&provider);
+        if let Err(e) = rotator.rotate_if_due(provider.clock.now(), retention).await {
+            tracing::error!(error = %e, "signing key rotation failed; the current key stays");
+        }
+    }
+}
+
+/// The longest any token signed now may live.
+pub fn token_retention(provider: &Provider) -> u64 {
+    let default = provider.settings.access_token_lifetime;
+    let clients = provider.registry.clients();
+    clients
+        .iter()
+        .filter_map(|c| c.access_token_max_age)
+        .map(u64::from)
+        .fold(default, u64::max)
 }
 
 /// Loads the source once (so the server starts with its clients) and keeps it watching.

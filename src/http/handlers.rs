@@ -1,12 +1,12 @@
 //! Request handlers: parse, call the provider, render.
 
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::ApiError;
 use super::{pages, AppState};
-use crate::oidc::{Browser, Interaction, NewSession, OAuthError, Params};
+use crate::oidc::{Browser, Interaction, OAuthError, Params};
 
 /// The session cookie's name.
 const SESSION_COOKIE: &str = "kube_idp_session";
@@ -225,7 +225,7 @@ fn browser(req: &HttpRequest) -> Browser {
     }
 }
 
-/// Renders an interaction; a redirect after a form POST is a 303 (RFC 9700 §4.12).
+/// Renders an interaction and sets or clears the cookies it calls for.
 fn respond(
     state: &AppState,
     browser: &Browser,
@@ -233,54 +233,63 @@ fn respond(
     after_post: bool,
 ) -> HttpResponse {
     let mut response = match &interaction {
-        Interaction::Redirect { location, .. } => {
-            let status = if after_post { 303 } else { 302 };
-            let mut r =
-                HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("valid"));
-            r.insert_header((header::LOCATION, location.as_str()))
-                .insert_header((header::CACHE_CONTROL, "no-store"));
-            r.finish()
-        }
+        Interaction::Redirect { location, .. } => redirect(location, after_post),
+        Interaction::SignedOut {
+            location: Some(location),
+        } => redirect(location, after_post),
+        Interaction::SignedOut { location: None } => pages::signed_out(&state.base),
         Interaction::Login(form) => pages::login(&state.base, form),
         Interaction::Consent { form, .. } => pages::consent(&state.base, form),
         Interaction::ConfirmLogout(form) => pages::logout(&state.base, form),
-        Interaction::SignedOut {
-            location: Some(location),
-        } => {
-            let status = if after_post { 303 } else { 302 };
-            let mut r =
-                HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("valid"));
-            r.insert_header((header::LOCATION, location.as_str()))
-                .insert_header((header::CACHE_CONTROL, "no-store"));
-            r.finish()
-        }
-        Interaction::SignedOut { location: None } => pages::signed_out(&state.base),
         Interaction::Page { status, message } => pages::error(&state.base, *status, message),
     };
-    let path = if state.base.is_empty() {
-        "/".to_string()
-    } else {
-        state.base.clone()
-    };
     let cookie = |name: &'static str, value: String| {
-        let mut c = Cookie::build(name, value)
-            .path(path.clone())
+        let path = if state.base.is_empty() {
+            "/".to_string()
+        } else {
+            state.base.clone()
+        };
+        Cookie::build(name, value)
+            .path(path)
             .http_only(true)
             .secure(state.secure_cookies)
             .same_site(SameSite::Lax)
-            .finish();
-        c.set_secure(state.secure_cookies);
-        c
+            .finish()
     };
     let _ = response.add_cookie(&cookie(BROWSER_COOKIE, browser.binding.clone()));
-    if let Interaction::Redirect {
-        session: Some(NewSession { id, max_age }),
-        ..
-    } = interaction
-    {
-        let mut c = cookie(SESSION_COOKIE, id);
-        c.set_max_age(actix_web::cookie::time::Duration::seconds(max_age as i64));
-        let _ = response.add_cookie(&c);
+    match interaction {
+        Interaction::Redirect {
+            session: Some(new), ..
+        }
+        | Interaction::Consent {
+            session: Some(new), ..
+        } => {
+            let mut c = cookie(SESSION_COOKIE, new.id);
+            c.set_max_age(actix_web::cookie::time::Duration::seconds(
+                new.max_age as i64,
+            ));
+            let _ = response.add_cookie(&c);
+        }
+        Interaction::SignedOut { .. } => {
+            let mut gone = cookie(SESSION_COOKIE, String::new());
+            gone.make_removal();
+            let _ = response.add_cookie(&gone);
+        }
+        _ => {}
     }
     response
+}
+
+/// A redirect; after a form POST it is a 303 so the browser does not resubmit (RFC 9700
+/// §4.12).
+fn redirect(location: &str, after_post: bool) -> HttpResponse {
+    let status = if after_post {
+        StatusCode::SEE_OTHER
+    } else {
+        StatusCode::FOUND
+    };
+    HttpResponse::build(status)
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
 }

@@ -7,9 +7,12 @@ mod handlers;
 mod middleware;
 pub mod pages;
 
-use actix_web::web;
+use actix_web::web::{self, resource};
 
-use crate::oidc::Provider;
+use crate::oidc::{
+    Provider, AUTHORIZE_PATH, CONSENT_PATH, DISCOVERY_PATH, INTROSPECT_PATH, JWKS_PATH, LOGIN_PATH,
+    LOGOUT_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
+};
 
 /// The largest form body accepted, in bytes.
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -49,25 +52,31 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::PayloadConfig::new(MAX_FORM_BYTES))
             .service(
                 web::scope(&base)
-                    .route(
-                        "/.well-known/openid-configuration",
-                        web::get().to(handlers::discovery),
+                    .service(resource(DISCOVERY_PATH).get(handlers::discovery))
+                    .service(resource(JWKS_PATH).get(handlers::jwks))
+                    .service(
+                        resource(AUTHORIZE_PATH)
+                            .get(handlers::authorize_get)
+                            .post(handlers::authorize_post),
                     )
-                    .route("/oauth/keys", web::get().to(handlers::jwks))
-                    .route("/oauth/authorize", web::get().to(handlers::authorize_get))
-                    .route("/oauth/authorize", web::post().to(handlers::authorize_post))
-                    .route("/oauth/login", web::post().to(handlers::login))
-                    .route("/oauth/consent", web::post().to(handlers::consent))
-                    .route("/oauth/token", web::post().to(handlers::token))
-                    .route("/oauth/logout", web::get().to(handlers::logout))
-                    .route("/oauth/logout", web::post().to(handlers::logout))
-                    .route("/oauth/revoke", web::post().to(handlers::revoke))
-                    .route("/oauth/introspect", web::post().to(handlers::introspect))
-                    .route("/oauth/userinfo", web::get().to(handlers::userinfo))
-                    .route("/oauth/userinfo", web::post().to(handlers::userinfo))
-                    .route("/oauth/static/style.css", web::get().to(handlers::style))
-                    .route("/healthz", web::get().to(handlers::healthz))
-                    .route("/readyz", web::get().to(handlers::readyz)),
+                    .service(resource(LOGIN_PATH).post(handlers::login))
+                    .service(resource(CONSENT_PATH).post(handlers::consent))
+                    .service(resource(TOKEN_PATH).post(handlers::token))
+                    .service(
+                        resource(USERINFO_PATH)
+                            .get(handlers::userinfo)
+                            .post(handlers::userinfo),
+                    )
+                    .service(
+                        resource(LOGOUT_PATH)
+                            .get(handlers::logout)
+                            .post(handlers::logout),
+                    )
+                    .service(resource(REVOKE_PATH).post(handlers::revoke))
+                    .service(resource(INTROSPECT_PATH).post(handlers::introspect))
+                    .service(resource("/oauth/static/style.css").get(handlers::style))
+                    .service(resource("/healthz").get(handlers::healthz))
+                    .service(resource("/readyz").get(handlers::readyz)),
             );
     }
 }

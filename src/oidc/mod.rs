@@ -78,6 +78,8 @@ pub struct Settings {
     pub session_idle_timeout: u64,
     /// How long an `offline_access` refresh token lasts unused.
     pub offline_idle_timeout: u64,
+    /// How often the signing key is replaced.
+    pub key_rotation_period: u64,
 }
 
 impl Settings {
@@ -91,6 +93,7 @@ impl Settings {
             session_max_age: 86_400,
             session_idle_timeout: 7200,
             offline_idle_timeout: 30 * 86_400,
+            key_rotation_period: 30 * 86_400,
         }
     }
 

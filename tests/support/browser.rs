@@ -18,6 +18,14 @@ pub enum Step {
         csrf: String,
         html: String,
     },
+    /// A form with the same hidden fields posting elsewhere: consent or logout confirmation.
+    Form {
+        status: u16,
+        action: String,
+        request: String,
+        csrf: String,
+        html: String,
+    },
     /// Any other page.
     Page { status: u16, html: String },
 }
@@ -110,15 +118,34 @@ async fn step(response: reqwest::Response) -> Step {
         return Step::Redirect { status, location };
     }
     let html = response.text().await.expect("a body");
-    match (hidden_input(&html, "request"), hidden_input(&html, "csrf")) {
-        (Some(request), Some(csrf)) => Step::Login {
+    let action = form_action(&html);
+    match (
+        hidden_input(&html, "request"),
+        hidden_input(&html, "csrf"),
+        action,
+    ) {
+        (Some(request), Some(csrf), Some(a)) if a.ends_with("/oauth/login") => Step::Login {
             status,
+            request,
+            csrf,
+            html,
+        },
+        (Some(request), Some(csrf), Some(action)) => Step::Form {
+            status,
+            action,
             request,
             csrf,
             html,
         },
         _ => Step::Page { status, html },
     }
+}
+
+/// The `action` of the page's form.
+fn form_action(html: &str) -> Option<String> {
+    let marker = "action=\"";
+    let start = html.find(marker)? + marker.len();
+    Some(html[start..start + html[start..].find('"')?].to_string())
 }
 
 /// The value of `<input type="hidden" name="{name}" value="...">`.
@@ -137,20 +164,26 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// An authorization URL for `client_id` with extra parameters.
+/// An authorization URL for `client_id`; `extra` parameters add to or replace the defaults
+/// (`response_type=code`, `scope=openid email profile`, `state=state-123`).
 pub fn authorize_url(
     idp: &TestIdp,
     client_id: &str,
     redirect_uri: &str,
     extra: &[(&str, &str)],
 ) -> String {
+    let mut params = vec![
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("response_type", "code"),
+        ("scope", "openid email profile"),
+        ("state", "state-123"),
+    ];
+    for (name, value) in extra {
+        params.retain(|(n, _)| n != name);
+        params.push((name, value));
+    }
     let mut url = Url::parse(&idp.url("/oauth/authorize")).expect("issuer URL");
-    url.query_pairs_mut()
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", redirect_uri)
-        .append_pair("response_type", "code")
-        .append_pair("scope", "openid email profile")
-        .append_pair("state", "state-123");
-    url.query_pairs_mut().extend_pairs(extra);
+    url.query_pairs_mut().extend_pairs(params);
     url.to_string()
 }

@@ -5,6 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 use kube_idp::config::{Config, ServeArgs};
 use kube_idp::server::{self, Running};
 use kube_idp::time::{Clock, ManualClock, SystemClock};
+
 use tempfile::TempDir;
 
 use super::manifests::Manifests;
@@ -62,6 +63,17 @@ impl TestIdp {
     /// An absolute URL under the issuer.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
+    }
+
+    /// Rotates the signing key now if the clock says it is due; true when it rotated.
+    pub async fn rotate_keys_if_due(&self) -> bool {
+        let running = self.running.as_ref().expect("running");
+        let retention = server::token_retention(&running.provider);
+        running
+            .keys
+            .rotate_if_due(self.clock.now(), retention)
+            .await
+            .expect("rotation")
     }
 
     /// Stops the server and starts a new one on the same port with the same state directory.

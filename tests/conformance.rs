@@ -1,0 +1,837 @@
+//! A black-box conformance suite modelled on the OpenID Foundation's Basic OP and Config OP
+//! test plans and on RFC 6749, 6750, 7009, 7636, 7662, 9207 and 9700, run over HTTP against
+//! the real server. Each test names the behaviour it verifies.
+
+mod support;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::browser::{authorize_url, query_param, Browser, Step};
+use support::idp::TestIdp;
+use support::manifests::{client_secret, Manifests, ADMIN_PASSWORD, HARBOR_CALLBACK};
+
+const APP: &str = "https://app.example/callback";
+const APP_LOGOUT: &str = "https://app.example/signed-out";
+
+/// The examples plus clients for consent, the password grant, logout and odd secrets.
+async fn idp() -> TestIdp {
+    let manifests = Manifests::examples();
+    let app = |name: &str, extra: &str| {
+        client_secret(
+            name,
+            &format!(
+                "name: {name}\nsecret: {name}-secret\nredirectURIs: ['{APP}']\n\
+             postLogoutRedirectURIs: ['{APP_LOGOUT}']\n\
+             scopeRestrictions: [openid, profile, email, groups, offline_access]\n{extra}"
+            ),
+        )
+    };
+    manifests.write("asking.yaml", &app("asking", "grantMethod: prompt\n"));
+    manifests.write("cli.yaml", &app("cli", "trusted: true\n"));
+    manifests.write("app.yaml", &app("app", ""));
+    manifests.write(
+        "odd.yaml",
+        &client_secret(
+            "odd",
+            &format!("name: odd\nsecret: 'a:b%c+d e'\nredirectURIs: ['{APP}']\n"),
+        ),
+    );
+    TestIdp::start(manifests).await
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn post(
+    idp: &TestIdp,
+    path: &str,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (StatusCode, Value) {
+    let mut request = http().post(idp.url(path)).form(form);
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Signs `browser` in at `client` and redeems the code; returns the token response.
+async fn tokens_for(idp: &TestIdp, browser: &Browser, client: &str, scope: &str) -> Value {
+    let url = authorize_url(idp, client, APP, &[("scope", scope), ("nonce", "n")]);
+    let step = browser.open(&url).await;
+    let step = match step {
+        Step::Login { .. } => browser.log_in(idp, &step, "admin", ADMIN_PASSWORD).await,
+        other => other,
+    };
+    let code = query_param(step.location(), "code").expect("a code");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", APP),
+    ];
+    let (status, body) = post(
+        idp,
+        "/oauth/token",
+        &form,
+        Some((client, &format!("{client}-secret"))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+fn jwt_part(token: &str, index: usize) -> Value {
+    let part = token.split('.').nth(index).expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+async fn userinfo_status(idp: &TestIdp, access_token: &str) -> StatusCode {
+    http()
+        .get(idp.url("/oauth/userinfo"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+// --- Discovery and keys (Config OP) ---
+
+#[tokio::test]
+async fn discovery_advertises_exactly_what_is_supported() {
+    let idp = idp().await;
+    let doc: Value = http()
+        .get(idp.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["issuer"], idp.issuer);
+    assert_eq!(doc["response_types_supported"], json!(["code"]));
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        json!(["RS256"])
+    );
+    assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        doc["authorization_response_iss_parameter_supported"],
+        json!(true)
+    );
+    assert_eq!(doc["subject_types_supported"], json!(["public"]));
+    for endpoint in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+        "end_session_endpoint",
+        "revocation_endpoint",
+        "introspection_endpoint",
+    ] {
+        let url = doc[endpoint]
+            .as_str()
+            .unwrap_or_else(|| panic!("{endpoint} missing"));
+        assert!(url.starts_with(&idp.issuer), "{endpoint}: {url}");
+        let status = http().get(url).send().await.unwrap().status();
+        assert_ne!(status, StatusCode::NOT_FOUND, "{endpoint} is served");
+    }
+}
+
+#[tokio::test]
+async fn id_token_is_rs256_with_a_kid_published_in_the_jwks() {
+    let idp = idp().await;
+    let tokens = tokens_for(&idp, &Browser::new(), "app", "openid").await;
+    let header = jwt_part(tokens["id_token"].as_str().unwrap(), 0);
+    assert_eq!(header["alg"], "RS256");
+    let jwks: Value = http()
+        .get(idp.url("/oauth/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&Value> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["kid"])
+        .collect();
+    assert!(kids.contains(&&header["kid"]), "{header} not in {jwks}");
+    for key in jwks["keys"].as_array().unwrap() {
+        assert!(key.get("d").is_none(), "no private key material");
+    }
+}
+
+#[tokio::test]
+async fn id_token_carries_the_required_claims() {
+    let idp = idp().await;
+    let tokens = tokens_for(&idp, &Browser::new(), "app", "openid profile email").await;
+    let claims = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
+    for claim in [
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "azp",
+        "at_hash",
+        "name",
+        "preferred_username",
+        "email",
+        "email_verified",
+        "groups",
+    ] {
+        assert!(claims.get(claim).is_some(), "{claim} missing from {claims}");
+    }
+    assert_eq!(claims["nonce"], "n");
+    assert_eq!(claims["email_verified"], json!(true));
+}
+
+// --- Authorization endpoint (Basic OP, RFC 6749 §4.1, OIDC Core §3.1.2) ---
+
+#[tokio::test]
+async fn authorization_request_by_post_is_accepted() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    let form = [
+        ("client_id", "app"),
+        ("redirect_uri", APP),
+        ("response_type", "code"),
+        ("scope", "openid"),
+    ];
+    let response = browser
+        .http
+        .post(idp.url("/oauth/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.unwrap().contains("name=\"csrf\""));
+}
+
+#[tokio::test]
+async fn prompt_login_shows_the_form_despite_a_session() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    tokens_for(&idp, &browser, "app", "openid").await;
+    let step = browser
+        .open(&authorize_url(&idp, "app", APP, &[("prompt", "login")]))
+        .await;
+    assert!(matches!(step, Step::Login { .. }), "{step:?}");
+}
+
+#[tokio::test]
+async fn max_age_older_than_the_login_asks_again_and_auth_time_is_kept() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    let first = tokens_for(&idp, &browser, "app", "openid").await;
+    let auth_time = jwt_part(first["id_token"].as_str().unwrap(), 1)["auth_time"].clone();
+    idp.clock.advance(120);
+    let fresh_enough = browser
+        .open(&authorize_url(&idp, "app", APP, &[("max_age", "300")]))
+        .await;
+    assert!(
+        matches!(fresh_enough, Step::Redirect { .. }),
+        "{fresh_enough:?}"
+    );
+    let too_old = browser
+        .open(&authorize_url(&idp, "app", APP, &[("max_age", "60")]))
+        .await;
+    assert!(matches!(too_old, Step::Login { .. }), "{too_old:?}");
+    let again = tokens_for(&idp, &Browser::new(), "app", "openid").await;
+    assert!(
+        jwt_part(again["id_token"].as_str().unwrap(), 1)["auth_time"].as_i64() > auth_time.as_i64()
+    );
+}
+
+#[tokio::test]
+async fn request_objects_are_refused_as_not_supported() {
+    let idp = idp().await;
+    let step = Browser::new()
+        .open(&authorize_url(&idp, "app", APP, &[("request", "eyJ.x.y")]))
+        .await;
+    assert_eq!(
+        query_param(step.location(), "error").as_deref(),
+        Some("request_not_supported")
+    );
+}
+
+#[tokio::test]
+async fn unknown_parameters_and_hints_are_ignored() {
+    let idp = idp().await;
+    let extra = [
+        ("ui_locales", "de"),
+        ("login_hint", "admin"),
+        ("foo", "bar"),
+        ("display", "page"),
+    ];
+    let step = Browser::new()
+        .open(&authorize_url(&idp, "app", APP, &extra))
+        .await;
+    let Step::Login { html, .. } = &step else {
+        panic!("{step:?}")
+    };
+    assert!(
+        html.contains("value=\"admin\""),
+        "login_hint prefills the form"
+    );
+}
+
+#[tokio::test]
+async fn offline_access_outside_the_restrictions_is_dropped_not_fatal() {
+    let idp = idp().await;
+    let url = authorize_url(
+        &idp,
+        "harbor",
+        HARBOR_CALLBACK,
+        &[("scope", "openid email offline_access")],
+    );
+    let location = Browser::new()
+        .sign_in(&idp, &url, "admin", ADMIN_PASSWORD)
+        .await;
+    assert!(query_param(&location, "code").is_some(), "{location}");
+}
+
+// --- Consent (grantMethod prompt) ---
+
+#[tokio::test]
+async fn consent_is_asked_once_then_remembered() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    let url = authorize_url(&idp, "asking", APP, &[("scope", "openid email")]);
+    let form = browser.open(&url).await;
+    let consent = browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD).await;
+    let Step::Form {
+        status: 200,
+        action,
+        html,
+        ..
+    } = &consent
+    else {
+        panic!("{consent:?}")
+    };
+    assert!(action.ends_with("/oauth/consent"));
+    assert!(
+        html.contains("asking") && html.contains("See your email address"),
+        "{html}"
+    );
+    let allow = submit_consent(&idp, &browser, &consent, "allow").await;
+    assert!(query_param(allow.location(), "code").is_some());
+    let again = browser.open(&url).await;
+    assert!(
+        query_param(again.location(), "code").is_some(),
+        "consent remembered"
+    );
+    let forced = browser
+        .open(&authorize_url(
+            &idp,
+            "asking",
+            APP,
+            &[("prompt", "consent")],
+        ))
+        .await;
+    assert!(
+        matches!(forced, Step::Form { .. }),
+        "prompt=consent asks again"
+    );
+}
+
+#[tokio::test]
+async fn denied_consent_returns_access_denied() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    let form = browser.open(&authorize_url(&idp, "asking", APP, &[])).await;
+    let consent = browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD).await;
+    let deny = submit_consent(&idp, &browser, &consent, "deny").await;
+    assert_eq!(
+        query_param(deny.location(), "error").as_deref(),
+        Some("access_denied")
+    );
+}
+
+#[tokio::test]
+async fn prompt_none_without_consent_is_consent_required() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    tokens_for(&idp, &browser, "app", "openid").await;
+    let step = browser
+        .open(&authorize_url(&idp, "asking", APP, &[("prompt", "none")]))
+        .await;
+    assert_eq!(
+        query_param(step.location(), "error").as_deref(),
+        Some("consent_required")
+    );
+}
+
+async fn submit_consent(idp: &TestIdp, browser: &Browser, page: &Step, decision: &str) -> Step {
+    let Step::Form { request, csrf, .. } = page else {
+        panic!("expected the consent form: {page:?}")
+    };
+    let form = [
+        ("request", request.as_str()),
+        ("csrf", csrf.as_str()),
+        ("decision", decision),
+    ];
+    let response = browser
+        .http
+        .post(idp.url("/oauth/consent"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    Step::Redirect {
+        status: 303,
+        location,
+    }
+}
+
+// --- Token endpoint (RFC 6749 §2.3, §4.1.3, §5; RFC 7636; RFC 9700) ---
+
+#[tokio::test]
+async fn basic_credentials_are_form_urlencoded_so_reserved_characters_work() {
+    let idp = idp().await;
+    let location = Browser::new()
+        .sign_in(
+            &idp,
+            &authorize_url(&idp, "odd", APP, &[]),
+            "admin",
+            ADMIN_PASSWORD,
+        )
+        .await;
+    let code = query_param(&location, "code").unwrap();
+    let encoded: String = form_urlencoded::byte_serialize(b"a:b%c+d e").collect();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", APP),
+    ];
+    let (status, body) = post(&idp, "/oauth/token", &form, Some(("odd", &encoded))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn token_request_must_be_a_form() {
+    let idp = idp().await;
+    let response = http()
+        .post(idp.url("/oauth/token"))
+        .json(&json!({"grant_type": "authorization_code"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
+}
+
+#[tokio::test]
+async fn reused_code_revokes_the_tokens_it_produced() {
+    let idp = idp().await;
+    let location = Browser::new()
+        .sign_in(
+            &idp,
+            &authorize_url(&idp, "app", APP, &[]),
+            "admin",
+            ADMIN_PASSWORD,
+        )
+        .await;
+    let code = query_param(&location, "code").unwrap();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", APP),
+    ];
+    let creds = Some(("app", "app-secret"));
+    let (_, tokens) = post(&idp, "/oauth/token", &form, creds).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(userinfo_status(&idp, access).await, StatusCode::OK);
+    let (status, body) = post(&idp, "/oauth/token", &form, creds).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(
+        userinfo_status(&idp, access).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+    ];
+    let (status, _) = post(&idp, "/oauth/token", &refresh, creds).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn refresh_with_narrower_scope_is_honoured_and_wider_is_invalid_scope() {
+    let idp = idp().await;
+    let tokens = tokens_for(&idp, &Browser::new(), "app", "openid email profile").await;
+    let creds = Some(("app", "app-secret"));
+    let token = tokens["refresh_token"].as_str().unwrap();
+    let wider = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", token),
+        ("scope", "openid groups"),
+    ];
+    let (status, body) = post(&idp, "/oauth/token", &wider, creds).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_scope"))
+    );
+    let narrower = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", token),
+        ("scope", "openid email"),
+    ];
+    let (status, body) = post(&idp, "/oauth/token", &narrower, creds).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "openid email");
+    let claims = jwt_part(body["id_token"].as_str().unwrap(), 1);
+    assert!(claims.get("name").is_none(), "profile claims left out");
+}
+
+#[tokio::test]
+async fn another_clients_refresh_token_is_invalid_grant() {
+    let idp = idp().await;
+    let tokens = tokens_for(&idp, &Browser::new(), "app", "openid").await;
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+    ];
+    let (status, body) = post(
+        &idp,
+        "/oauth/token",
+        &form,
+        Some(("asking", "asking-secret")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+}
+
+#[tokio::test]
+async fn password_grant_is_for_trusted_clients_only() {
+    let idp = idp().await;
+    let form = [
+        ("grant_type", "password"),
+        ("username", "admin"),
+        ("password", ADMIN_PASSWORD),
+        ("scope", "openid email"),
+    ];
+    let (status, body) = post(&idp, "/oauth/token", &form, Some(("cli", "cli-secret"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        jwt_part(body["id_token"].as_str().unwrap(), 1)["sub"],
+        "admin"
+    );
+    let (status, body) = post(&idp, "/oauth/token", &form, Some(("app", "app-secret"))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unauthorized_client"))
+    );
+    let wrong = [
+        ("grant_type", "password"),
+        ("username", "admin"),
+        ("password", "nope"),
+    ];
+    let (status, body) = post(&idp, "/oauth/token", &wrong, Some(("cli", "cli-secret"))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+}
+
+// --- Userinfo (OIDC Core §5.3, RFC 6750) ---
+
+#[tokio::test]
+async fn userinfo_claims_follow_the_granted_scopes() {
+    let idp = idp().await;
+    let tokens = tokens_for(&idp, &Browser::new(), "app", "openid").await;
+    let claims: Value = http()
+        .get(idp.url("/oauth/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        claims,
+        json!({"sub": "admin", "groups": ["platform-admins"]})
+    );
+}
+
+#[tokio::test]
+async fn userinfo_without_a_token_is_401_with_a_bearer_challenge() {
+    let idp = idp().await;
+    let response = http().get(idp.url("/oauth/userinfo")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+}
+
+#[tokio::test]
+async fn expired_access_token_is_refused() {
+    let idp = idp().await;
+    let tokens = tokens_for(&idp, &Browser::new(), "app", "openid").await;
+    idp.clock.advance(7201);
+    assert_eq!(
+        userinfo_status(&idp, tokens["access_token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+// --- Revocation (RFC 7009) and introspection (RFC 7662) ---
+
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_its_family() {
+    let idp = idp().await;
+    let tokens = tokens_for(&idp, &Browser::new(), "app", "openid").await;
+    let token = tokens["refresh_token"].as_str().unwrap();
+    let creds = Some(("app", "app-secret"));
+    let (status, _) = post(
+        &idp,
+        "/oauth/revoke",
+        &[("token", token), ("token_type_hint", "refresh_token")],
+        creds,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = post(
+        &idp,
+        "/oauth/token",
+        &[("grant_type", "refresh_token"), ("refresh_token", token)],
+        creds,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn revoking_an_access_token_stops_userinfo_and_introspection() {
+    let idp = idp().await;
+    let tokens = tokens_for(&idp, &Browser::new(), "app", "openid email").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let creds = Some(("app", "app-secret"));
+    let (_, active) = post(&idp, "/oauth/introspect", &[("token", access)], creds).await;
+    assert_eq!(active["active"], json!(true));
+    assert_eq!(active["sub"], "admin");
+    assert_eq!(active["client_id"], "app");
+    assert_eq!(active["scope"], "openid email");
+    post(&idp, "/oauth/revoke", &[("token", access)], creds).await;
+    assert_eq!(
+        userinfo_status(&idp, access).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, inactive) = post(&idp, "/oauth/introspect", &[("token", access)], creds).await;
+    assert_eq!(inactive, json!({"active": false}));
+}
+
+#[tokio::test]
+async fn another_clients_tokens_are_neither_revoked_nor_introspected() {
+    let idp = idp().await;
+    let tokens = tokens_for(&idp, &Browser::new(), "app", "openid").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let other = Some(("cli", "cli-secret"));
+    let (_, seen) = post(&idp, "/oauth/introspect", &[("token", access)], other).await;
+    assert_eq!(seen, json!({"active": false}));
+    let (status, _) = post(&idp, "/oauth/revoke", &[("token", access)], other).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(userinfo_status(&idp, access).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn revocation_and_introspection_require_client_authentication() {
+    let idp = idp().await;
+    for path in ["/oauth/revoke", "/oauth/introspect"] {
+        let (status, body) = post(&idp, path, &[("token", "x")], Some(("app", "wrong"))).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+            "{path}"
+        );
+    }
+}
+
+// --- RP-initiated logout ---
+
+#[tokio::test]
+async fn logout_with_id_token_hint_returns_to_the_registered_uri_with_state() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    let tokens = tokens_for(&idp, &browser, "app", "openid").await;
+    let mut url = url::Url::parse(&idp.url("/oauth/logout")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", tokens["id_token"].as_str().unwrap())
+        .append_pair("post_logout_redirect_uri", APP_LOGOUT)
+        .append_pair("state", "bye");
+    let step = browser.open(url.as_str()).await;
+    assert_eq!(step.location(), format!("{APP_LOGOUT}?state=bye"));
+    let after = browser.open(&authorize_url(&idp, "app", APP, &[])).await;
+    assert!(
+        matches!(after, Step::Login { .. }),
+        "the session is gone: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn logout_to_an_unregistered_uri_is_refused_without_redirect() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    let tokens = tokens_for(&idp, &browser, "app", "openid").await;
+    let mut url = url::Url::parse(&idp.url("/oauth/logout")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", tokens["id_token"].as_str().unwrap())
+        .append_pair("post_logout_redirect_uri", "https://evil.example/");
+    let step = browser.open(url.as_str()).await;
+    assert!(matches!(step, Step::Page { status: 400, .. }), "{step:?}");
+    let still = browser.open(&authorize_url(&idp, "app", APP, &[])).await;
+    assert!(matches!(still, Step::Redirect { .. }), "still signed in");
+}
+
+#[tokio::test]
+async fn logout_without_a_hint_asks_for_confirmation() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    tokens_for(&idp, &browser, "app", "openid").await;
+    let step = browser.open(&idp.url("/oauth/logout")).await;
+    let Step::Form {
+        action,
+        request,
+        csrf,
+        ..
+    } = &step
+    else {
+        panic!("expected the confirmation form: {step:?}")
+    };
+    assert!(action.ends_with("/oauth/logout"));
+    let still = browser.open(&authorize_url(&idp, "app", APP, &[])).await;
+    assert!(
+        matches!(still, Step::Redirect { .. }),
+        "nothing happens before confirmation"
+    );
+    let form = [("request", request.as_str()), ("csrf", csrf.as_str())];
+    let response = browser
+        .http
+        .post(idp.url("/oauth/logout"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.unwrap().contains("signed out"));
+    let after = browser.open(&authorize_url(&idp, "app", APP, &[])).await;
+    assert!(matches!(after, Step::Login { .. }), "{after:?}");
+}
+
+// --- Login security ---
+
+#[tokio::test]
+async fn ten_failures_lock_a_login_name_for_ten_minutes() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    let url = authorize_url(&idp, "app", APP, &[]);
+    let mut form = browser.open(&url).await;
+    for _ in 0..10 {
+        form = browser.log_in(&idp, &form, "admin", "wrong").await;
+    }
+    let locked = browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD).await;
+    let Step::Login { html, .. } = &locked else {
+        panic!("{locked:?}")
+    };
+    assert!(html.contains("Too many failed sign-in attempts"), "{html}");
+    // An unknown name locks the same way: nothing tells the two apart.
+    let mut form = browser.open(&url).await;
+    for _ in 0..10 {
+        form = browser.log_in(&idp, &form, "ghost", "wrong").await;
+    }
+    let ghost = browser.log_in(&idp, &form, "ghost", "wrong").await;
+    let Step::Login {
+        html: ghost_html, ..
+    } = &ghost
+    else {
+        panic!("{ghost:?}")
+    };
+    assert!(ghost_html.contains("Too many failed sign-in attempts"));
+    idp.clock.advance(601);
+    let back = browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD).await;
+    assert!(query_param(back.location(), "code").is_some());
+}
+
+#[tokio::test]
+async fn one_address_cannot_lock_out_everybody() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    let mut form = browser.open(&authorize_url(&idp, "app", APP, &[])).await;
+    for i in 0..30 {
+        form = browser
+            .log_in(&idp, &form, &format!("user-{}", i % 5), "wrong")
+            .await;
+    }
+    let blocked = browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD).await;
+    let Step::Login { html, .. } = &blocked else {
+        panic!("{blocked:?}")
+    };
+    assert!(
+        html.contains("Too many failed sign-in attempts"),
+        "the address is blocked"
+    );
+    // No single name reached ten failures, so none is locked for other addresses.
+    let (status, _) = post(
+        &idp,
+        "/oauth/introspect",
+        &[("token", "x")],
+        Some(("app", "app-secret")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+// --- Signing keys ---
+
+#[tokio::test]
+async fn rotated_keys_stay_published_so_older_tokens_verify() {
+    let idp = idp().await;
+    let before = tokens_for(&idp, &Browser::new(), "app", "openid").await;
+    assert!(!idp.rotate_keys_if_due().await, "not due yet");
+    idp.clock.advance(30 * 86_400);
+    assert!(idp.rotate_keys_if_due().await);
+    let jwks: Value = http()
+        .get(idp.url("/oauth/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    let after = tokens_for(&idp, &Browser::new(), "app", "openid").await;
+    let kid = |t: &Value| jwt_part(t["id_token"].as_str().unwrap(), 0)["kid"].clone();
+    assert_ne!(kid(&before), kid(&after), "the new key signs");
+    assert_eq!(
+        userinfo_status(&idp, after["access_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
+}
