@@ -1,5 +1,6 @@
 //! Assembles the provider from a [`Config`] and runs it: keys, registry, source, state store
-//! and the HTTP server. `main` and the tests start servers through [`start`].
+//! and the HTTP server. `main` and the tests start servers through [`start`]; tests of the
+//! Kubernetes source hand in their own client through [`start_with_kube_client`].
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::keys::{self, KeySet, Keys, StoredKeySet};
 use crate::oidc::Provider;
 use crate::registry::Registry;
 use crate::sources::directory::DirectorySource;
+use crate::sources::kube::{KubeError, KubeSource};
 use crate::store::{MemoryStore, StateStore};
 use crate::time::{SharedClock, SystemClock};
 
@@ -26,6 +28,9 @@ pub enum StartError {
     /// The manifest directory could not be read.
     #[error(transparent)]
     Directory(#[from] crate::sources::directory::DirectoryError),
+    /// No Kubernetes client could be made.
+    #[error(transparent)]
+    Kube(#[from] KubeError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -67,10 +72,28 @@ impl Running {
 /// Starts the provider. With `listener`, serves on it (tests bind port 0 first); otherwise
 /// binds `config.listen`.
 pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<Running, StartError> {
+    start_inner(config, listener, None).await
+}
+
+/// Like [`start`], but a Kubernetes source uses `client` rather than the in-cluster or
+/// `KUBECONFIG` configuration.
+pub async fn start_with_kube_client(
+    config: Config,
+    listener: Option<TcpListener>,
+    client: kube::Client,
+) -> Result<Running, StartError> {
+    start_inner(config, listener, Some(client)).await
+}
+
+async fn start_inner(
+    config: Config,
+    listener: Option<TcpListener>,
+    kube_client: Option<kube::Client>,
+) -> Result<Running, StartError> {
     let clock: SharedClock = Arc::new(SystemClock);
     let keys = load_keys(&config, clock.now())?;
     let registry = Registry::new();
-    let source = start_source(&config, registry.clone())?;
+    let source = start_source(&config, registry.clone(), kube_client).await?;
     let store = StateStore::new(Arc::new(MemoryStore::new(clock.clone())));
     let provider = Provider::new(config.settings.clone(), registry, keys, store, clock);
     let state = AppState::new(provider.clone());
@@ -120,10 +143,12 @@ fn load_keys(config: &Config, now: i64) -> Result<Arc<Keys>, StartError> {
     Ok(Keys::new(KeySet::load(&stored)?))
 }
 
-/// Loads the source once (so the server starts with its clients) and keeps it watching.
-fn start_source(
+/// Starts the source. The directory is loaded once first (so the server starts with its
+/// clients); the Kubernetes source syncs in the background and `/readyz` waits for it.
+async fn start_source(
     config: &Config,
     registry: Arc<Registry>,
+    kube_client: Option<kube::Client>,
 ) -> Result<tokio::task::JoinHandle<()>, StartError> {
     match &config.source {
         SourceConfig::Directory(dir) => {
@@ -135,8 +160,13 @@ fn start_source(
                 }
             }))
         }
-        SourceConfig::Kubernetes { .. } => {
-            unreachable!("rejected by Config::resolve until the Kubernetes source exists")
+        SourceConfig::Kubernetes { namespace } => {
+            let client = match kube_client {
+                Some(client) => client,
+                None => crate::sources::kube::default_client().await?,
+            };
+            let source = KubeSource::new(client, namespace.clone(), registry);
+            Ok(tokio::spawn(source.run()))
         }
     }
 }
