@@ -418,6 +418,26 @@ async fn clear_text_password_is_replaced_by_a_hash_patch() {
 }
 
 #[tokio::test]
+async fn user_that_does_not_fit_the_schema_is_skipped_with_an_event() {
+    let mut odd = user("odd", ADMIN_HASH, "Active");
+    odd["spec"]["groups"] = json!("not-a-list");
+    let env = Env::ready(vec![harbor("password123"), admin(), odd]).await;
+    assert!(env.user_state("admin").is_some());
+    assert!(env.user_state("odd").is_none());
+    wait_for("an InvalidUser event", || {
+        env.events_about("odd", "InvalidUser") == 1
+    })
+    .await;
+    let event = env.api.events().into_iter().next().expect("event");
+    assert_eq!(
+        event["metadata"]["namespace"], "default",
+        "User events go to default"
+    );
+    assert!(!event.to_string().contains(ADMIN_HASH));
+    env.stop().await;
+}
+
+#[tokio::test]
 async fn disabled_user_cannot_log_in() {
     let env = Env::ready(vec![harbor("password123"), admin()]).await;
     code_flow(&env.base, "password123").await;

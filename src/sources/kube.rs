@@ -7,6 +7,7 @@
 
 mod events;
 mod passwords;
+mod users;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -22,12 +23,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use self::events::{Rejection, Reporter};
-use self::passwords::PasswordHasher;
-use crate::model::{
-    account_from_user, client_from_secret, ClientError, User, UserError, CLIENT_LABEL_KEY,
-    CLIENT_LABEL_VALUE,
-};
-use crate::registry::{ClientSet, Registry, UserSet};
+use self::users::UserBuilder;
+use crate::model::{client_from_secret, ClientError, CLIENT_LABEL_KEY, CLIENT_LABEL_VALUE};
+use crate::registry::{ClientSet, Registry};
 
 /// The name kube-idp reports Events under.
 const CONTROLLER: &str = "kube-idp";
@@ -89,7 +87,6 @@ impl KubeSource {
     pub async fn run(self) {
         let recorder = kube::runtime::events::Recorder::new(self.client.clone(), CONTROLLER.into());
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
-        let users: Api<User> = Api::all(self.client.clone());
         let selector = format!("{CLIENT_LABEL_KEY}={CLIENT_LABEL_VALUE}");
         let secret_config = watcher::Config::default().labels(&selector);
 
@@ -97,15 +94,19 @@ impl KubeSource {
             registry: self.registry.clone(),
             reporter: Reporter::new(recorder.clone()),
         };
-        let mut accounts = UserBuilder {
-            registry: self.registry.clone(),
-            reporter: Reporter::new(recorder),
-            hasher: PasswordHasher::new(users.clone()),
-        };
+        let typed_users = Api::all(self.client.clone());
+        let reporter = Reporter::new(recorder);
+        let mut accounts = UserBuilder::new(self.registry.clone(), reporter, typed_users);
+        let user_resource = users::resource();
+        let users = Api::all_with(self.client.clone(), &user_resource);
         tracing::info!(namespace = %self.namespace, "watching client Secrets and Users");
+        let secret_store = reflector::store::Writer::default();
+        let user_store = reflector::store::Writer::new(user_resource);
+        let user_config = watcher::Config::default();
         tokio::join!(
-            follow("Secret", secrets, secret_config, |s| clients.rebuild(s)),
-            follow("User", users, watcher::Config::default(), |u| accounts
+            follow("Secret", secrets, secret_config, secret_store, |s| clients
+                .rebuild(s)),
+            follow("User", users, user_config, user_store, |u| accounts
                 .rebuild(u)),
         );
     }
@@ -117,12 +118,13 @@ async fn follow<K>(
     kind: &'static str,
     api: Api<K>,
     config: watcher::Config,
+    writer: reflector::store::Writer<K>,
     mut publish: impl FnMut(&[Arc<K>]),
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + Hash + Clone,
+    K::DynamicType: Eq + Hash + Clone,
 {
-    let (store, writer) = reflector::store();
+    let store = writer.as_reader();
     let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
     let mut stream = std::pin::pin!(stream);
     let mut synced = false;
@@ -169,7 +171,10 @@ impl ClientBuilder {
                     clients.push(client);
                 }
                 Err(ClientError::MissingLabel) => {}
-                Err(e) => rejections.push(Rejection::new(secret.as_ref(), "InvalidClient", e)),
+                Err(e) => {
+                    let reference = secret.object_ref(&());
+                    rejections.push(Rejection::new(reference, "InvalidClient", e));
+                }
             }
         }
         let (set, duplicates) = ClientSet::build(clients);
@@ -179,8 +184,12 @@ impl ClientBuilder {
             .collect();
         for duplicate in duplicates {
             if let Some(secret) = by_name.get(duplicate.origin.name.as_str()) {
-                let secret = secret.as_ref();
-                rejections.push(Rejection::new(secret, "DuplicateClient", duplicate.reason));
+                let reference = secret.object_ref(&());
+                rejections.push(Rejection::new(
+                    reference,
+                    "DuplicateClient",
+                    duplicate.reason,
+                ));
             }
         }
         tracing::info!(
@@ -190,38 +199,6 @@ impl ClientBuilder {
         );
         self.registry.set_clients(set);
         self.reporter.report(rejections);
-    }
-}
-
-/// Turns the User store into the account set, asking for clear-text passwords to be hashed.
-struct UserBuilder {
-    registry: Arc<Registry>,
-    reporter: Reporter,
-    hasher: PasswordHasher,
-}
-
-impl UserBuilder {
-    fn rebuild(&mut self, users: &[Arc<User>]) {
-        let mut accounts = Vec::with_capacity(users.len());
-        let mut rejections = Vec::new();
-        let mut clear_text = Vec::new();
-        for user in users {
-            match account_from_user(user) {
-                Ok(account) => accounts.push(account),
-                Err(UserError::ClearTextPassword) => clear_text.push(user.clone()),
-                Err(e) => rejections.push(Rejection::new(user.as_ref(), "InvalidUser", e)),
-            }
-        }
-        let set = UserSet::build(accounts);
-        tracing::info!(
-            users = set.len(),
-            rejected = rejections.len(),
-            awaiting_hash = clear_text.len(),
-            "account set rebuilt"
-        );
-        self.registry.set_users(set);
-        self.reporter.report(rejections);
-        self.hasher.hash_all(clear_text);
     }
 }
 

@@ -8,7 +8,7 @@ use std::fmt::Display;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 
 use super::version_key;
 
@@ -26,14 +26,18 @@ pub(super) struct Rejection {
 }
 
 impl Rejection {
-    /// A rejection of `object` with an Event `reason` (CamelCase) and a one-line message.
-    pub(super) fn new<K>(object: &K, reason: &'static str, message: impl Display) -> Self
-    where
-        K: Resource<DynamicType = ()>,
-    {
+    /// A rejection of the object `reference` names (with its uid and resourceVersion), with
+    /// an Event `reason` (CamelCase) and a one-line message.
+    pub(super) fn new(
+        reference: ObjectReference,
+        reason: &'static str,
+        message: impl Display,
+    ) -> Self {
+        let uid = reference.uid.clone().or_else(|| reference.name.clone());
+        let version = reference.resource_version.clone();
         Self {
-            reference: object.object_ref(&()),
-            version: version_key(object),
+            version: (uid.unwrap_or_default(), version.unwrap_or_default()),
+            reference,
             reason,
             message: truncate(&message.to_string()),
         }
