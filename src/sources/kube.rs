@@ -135,7 +135,7 @@ async fn follow<K>(
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(kind, %error,
-                "watch failed; serving the last good set and retrying with backoff"),
+                "watch failed; keeping the current set and retrying with backoff"),
         }
     }
     tracing::error!(kind, "watch stream ended; serving the last good set");
