@@ -266,11 +266,12 @@ fn check_source(
             problems.push(format!("manifests: {} is not a directory", dir.display()));
             None
         }
+        (None, true) if is_dns_label(&namespace) => Some(SourceConfig::Kubernetes { namespace }),
         (None, true) => {
-            // TODO(#3): the Kubernetes source.
-            let _ = namespace;
-            problems
-                .push("kubernetes: the Kubernetes source is not available in this version".into());
+            problems.push(format!(
+                "namespace: {namespace:?} is not a namespace name (lower-case letters, digits \
+                 and '-', at most 63)"
+            ));
             None
         }
         (None, false) => {
@@ -278,6 +279,17 @@ fn check_source(
             None
         }
     }
+}
+
+/// True when `name` is an RFC 1123 label, as namespace names are.
+fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let inner = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-';
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.iter().all(inner)
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
 }
 
 fn check_log_format(value: Option<String>, problems: &mut Vec<String>) -> LogFormat {
@@ -328,6 +340,30 @@ mod tests {
         assert_eq!(config.settings.issuer, "https://idp.example");
         assert_eq!(config.listen.port(), 7000);
         assert!(config.secure_cookies());
+    }
+
+    #[test]
+    fn kubernetes_source_defaults_to_the_kubesphere_namespace() {
+        let args = ServeArgs {
+            kubernetes: Some(true),
+            ..Default::default()
+        };
+        let config = Config::resolve(args).unwrap();
+        let namespace = DEFAULT_NAMESPACE.to_string();
+        assert_eq!(config.source, SourceConfig::Kubernetes { namespace });
+    }
+
+    #[test]
+    fn invalid_namespace_is_an_error() {
+        let args = ServeArgs {
+            kubernetes: Some(true),
+            namespace: Some("Kube_System".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Config::resolve(args),
+            Err(ConfigError::Invalid(p)) if p.len() == 1 && p[0].starts_with("namespace")
+        ));
     }
 
     #[test]

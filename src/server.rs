@@ -1,5 +1,6 @@
 //! Assembles the provider from a [`Config`] and runs it: keys, registry, source, state store
-//! and the HTTP server. `main` and the tests start servers through [`start`].
+//! and the HTTP server. `main` and the tests start servers through [`start`]; tests of the
+//! Kubernetes source hand in their own client through [`start_with`].
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::keys::{self, KeyRotator, KeySet, Keys, StoredKeySet};
 use crate::oidc::Provider;
 use crate::registry::Registry;
 use crate::sources::directory::DirectorySource;
+use crate::sources::kube::{KubeError, KubeSource};
 use crate::store::{MemoryStore, StateStore};
 use crate::time::{SharedClock, SystemClock};
 
@@ -26,6 +28,9 @@ pub enum StartError {
     /// The manifest directory could not be read.
     #[error(transparent)]
     Directory(#[from] crate::sources::directory::DirectoryError),
+    /// No Kubernetes client could be made.
+    #[error(transparent)]
+    Kube(#[from] KubeError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -72,18 +77,30 @@ impl Running {
 /// Starts the provider. With `listener`, serves on it (tests bind port 0 first); otherwise
 /// binds `config.listen`.
 pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<Running, StartError> {
-    start_with_clock(config, listener, Arc::new(SystemClock)).await
+    start_with(config, listener, StartOptions::default()).await
 }
 
-/// [`start`] with a given clock, so tests can move time.
-pub async fn start_with_clock(
+/// What a caller may supply instead of the defaults: tests move a manual clock and point the
+/// Kubernetes source at an API server double.
+#[derive(Default)]
+pub struct StartOptions {
+    /// The clock; the system clock when `None`.
+    pub clock: Option<SharedClock>,
+    /// The Kubernetes client; the in-cluster or `KUBECONFIG` configuration when `None`.
+    pub kube_client: Option<kube::Client>,
+}
+
+/// [`start`] with options.
+pub async fn start_with(
     config: Config,
     listener: Option<TcpListener>,
-    clock: SharedClock,
+    options: StartOptions,
 ) -> Result<Running, StartError> {
+    let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let kube_client = options.kube_client;
     let (keys, rotator) = load_keys(&config, clock.now())?;
     let registry = Registry::new();
-    let source = start_source(&config, registry.clone())?;
+    let source = start_source(&config, registry.clone(), kube_client).await?;
     let store = StateStore::new(Arc::new(MemoryStore::new(clock.clone())));
     let provider = Provider::new(config.settings.clone(), registry, keys, store, clock);
     let rotation = tokio::spawn(rotate_keys(rotator.clone(), provider.clone()));
@@ -166,10 +183,12 @@ pub fn token_retention(provider: &Provider) -> u64 {
         .fold(default, u64::max)
 }
 
-/// Loads the source once (so the server starts with its clients) and keeps it watching.
-fn start_source(
+/// Starts the source. The directory is loaded once first (so the server starts with its
+/// clients); the Kubernetes source syncs in the background and `/readyz` waits for it.
+async fn start_source(
     config: &Config,
     registry: Arc<Registry>,
+    kube_client: Option<kube::Client>,
 ) -> Result<tokio::task::JoinHandle<()>, StartError> {
     match &config.source {
         SourceConfig::Directory(dir) => {
@@ -181,8 +200,13 @@ fn start_source(
                 }
             }))
         }
-        SourceConfig::Kubernetes { .. } => {
-            unreachable!("rejected by Config::resolve until the Kubernetes source exists")
+        SourceConfig::Kubernetes { namespace } => {
+            let client = match kube_client {
+                Some(client) => client,
+                None => crate::sources::kube::default_client().await?,
+            };
+            let source = KubeSource::new(client, namespace.clone(), registry);
+            Ok(tokio::spawn(source.run()))
         }
     }
 }

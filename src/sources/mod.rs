@@ -1,10 +1,11 @@
 //! Sources turn the outside world into validated sets of clients and accounts for the
 //! [`Registry`](crate::registry::Registry).
 //!
-//! `directory` reads a folder of manifests. Sources know nothing of HTTP; the server does
+//! `directory` reads a folder of manifests; `kube` watches the Kubernetes API. Sources know nothing of HTTP; the server does
 //! not know which source is in use.
 
 pub mod directory;
+pub mod kube;
 
 use crate::registry::Rejected;
 

@@ -55,9 +55,16 @@ impl TestIdp {
         };
         let config = Config::resolve(args).expect("valid test configuration");
         let clock = std::sync::Arc::new(self.clock.clone());
-        server::start_with_clock(config, Some(listener), clock)
-            .await
-            .expect("kube-idp starts")
+        server::start_with(
+            config,
+            Some(listener),
+            server::StartOptions {
+                clock: Some(clock),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("kube-idp starts")
     }
 
     /// An absolute URL under the issuer.
