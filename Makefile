@@ -7,7 +7,7 @@ ISSUER     ?= http://127.0.0.1:8080
 LISTEN     ?= 127.0.0.1:8080
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test lint fmt crds crds-check
+.PHONY: help run build deps test lint fmt crds
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -19,8 +19,11 @@ run: ## Serve the example manifests on $(LISTEN), keys kept in $(STATE_DIR)
 build: ## Build the release binary
 	$(CARGO) build --release --locked
 
-test: ## Run every test: unit, HTTP flows with a real relying-party library
-	$(CARGO) test --locked --all-targets
+deps: ## Install what the tests need: Python packages in .venv, missing Debian packages
+	@tests/deps.sh
+
+test: deps ## Run every test: unit, HTTP flows with real relying parties, Kubernetes double
+	KUBE_IDP_TEST_PYTHON=$(CURDIR)/.venv/bin/python $(CARGO) test --locked --all-targets
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --check

@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod idp;
 pub mod manifests;
+pub mod python;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
