@@ -60,6 +60,15 @@ pub struct ServeArgs {
     /// Seconds between signing-key rotations [default: 2592000, 30 days].
     #[arg(long, env = "KUBE_IDP_KEY_ROTATION_PERIOD", value_name = "SECONDS")]
     pub key_rotation_period: Option<u64>,
+    /// Proxies (CIDRs, comma-separated) whose `X-Forwarded-For` names the client, e.g. the
+    /// ingress controller's pod network [default: none: the peer address is the client].
+    #[arg(
+        long,
+        env = "KUBE_IDP_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "KUBE_IDP_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -80,6 +89,7 @@ struct FileConfig {
     session_max_age: Option<u64>,
     session_idle_timeout: Option<u64>,
     key_rotation_period: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
     log_format: Option<String>,
 }
 
@@ -118,6 +128,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// The log format.
     pub log_format: LogFormat,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The configuration could not be read or is invalid.
@@ -173,6 +185,11 @@ impl Config {
             problems.push("redis: the Redis state store is not available in this version".into());
         }
         let log_format = check_log_format(args.log_format.or(file.log_format), &mut problems);
+        let proxies = args
+            .trusted_proxies
+            .or(file.trusted_proxies)
+            .unwrap_or_default();
+        let trusted_proxies = check_proxies(&proxies, &mut problems);
         let mut settings = Settings::new(&issuer);
         let mut number = |name: &str, value: Option<u64>, target: &mut u64, min: u64| match value {
             Some(v) if v < min => {
@@ -212,6 +229,7 @@ impl Config {
                 source,
                 state_dir: args.state_dir.or(file.state_dir),
                 log_format,
+                trusted_proxies,
             }),
             _ => Err(ConfigError::Invalid(problems)),
         }
@@ -290,6 +308,22 @@ fn is_dns_label(name: &str) -> bool {
         && bytes.iter().all(inner)
         && bytes[0] != b'-'
         && bytes[bytes.len() - 1] != b'-'
+}
+
+fn check_proxies(cidrs: &[String], problems: &mut Vec<String>) -> Vec<ipnet::IpNet> {
+    let parse = |c: &String| {
+        let c = c.trim();
+        c.parse::<ipnet::IpNet>()
+            .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| problems_entry(c))
+    };
+    let (good, bad): (Vec<_>, Vec<_>) = cidrs.iter().map(parse).partition(Result::is_ok);
+    problems.extend(bad.into_iter().filter_map(Result::err));
+    good.into_iter().filter_map(Result::ok).collect()
+}
+
+fn problems_entry(cidr: &str) -> String {
+    format!("trustedProxies: {cidr:?} is not an address or CIDR such as 10.0.0.0/8")
 }
 
 fn check_log_format(value: Option<String>, problems: &mut Vec<String>) -> LogFormat {

@@ -104,7 +104,7 @@ pub async fn start_with(
     let store = StateStore::new(Arc::new(MemoryStore::new(clock.clone())));
     let provider = Provider::new(config.settings.clone(), registry, keys, store, clock);
     let rotation = tokio::spawn(rotate_keys(rotator.clone(), provider.clone()));
-    let state = AppState::new(provider.clone());
+    let state = AppState::new(provider.clone(), config.trusted_proxies.clone());
 
     let listener = match listener {
         Some(l) => l,

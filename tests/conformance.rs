@@ -776,6 +776,7 @@ async fn ten_failures_lock_a_login_name_for_ten_minutes() {
     };
     assert!(ghost_html.contains("Too many failed sign-in attempts"));
     idp.clock.advance(601);
+    let form = browser.open(&url).await;
     let back = browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD).await;
     assert!(query_param(back.location(), "code").is_some());
 }
@@ -833,5 +834,100 @@ async fn rotated_keys_stay_published_so_older_tokens_verify() {
     assert_eq!(
         userinfo_status(&idp, after["access_token"].as_str().unwrap()).await,
         StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn one_login_form_submitted_twice_at_once_signs_in_once() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    let form = browser.open(&authorize_url(&idp, "app", APP, &[])).await;
+    let (a, b) = tokio::join!(
+        browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD),
+        browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD)
+    );
+    let codes = [&a, &b]
+        .iter()
+        .filter(|s| matches!(s, Step::Redirect { .. }))
+        .count();
+    assert_eq!(codes, 1, "{a:?} {b:?}");
+}
+
+#[tokio::test]
+async fn userinfo_without_credentials_gets_a_bare_challenge_and_get_ignores_a_body_token() {
+    let idp = idp().await;
+    let tokens = tokens_for(&idp, &Browser::new(), "app", "openid").await;
+    let response = http().get(idp.url("/oauth/userinfo")).send().await.unwrap();
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"kube-idp\""
+    );
+    let body = format!("access_token={}", tokens["access_token"].as_str().unwrap());
+    let response = http()
+        .get(idp.url("/oauth/userinfo"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "RFC 6750 §2.2: POST only"
+    );
+}
+
+#[tokio::test]
+async fn error_descriptions_carry_no_request_data() {
+    let idp = idp().await;
+    let url = authorize_url(&idp, "app", APP, &[("prompt", "\"><script>")]);
+    let step = Browser::new().open(&url).await;
+    let description = query_param(step.location(), "error_description").unwrap_or_default();
+    assert!(!description.contains("script"), "{description}");
+    let bytes_ok = description
+        .bytes()
+        .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\');
+    assert!(bytes_ok, "RFC 6749 §4.1.2.1 character set: {description}");
+}
+
+#[tokio::test]
+async fn max_age_zero_forces_a_fresh_login() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    tokens_for(&idp, &browser, "app", "openid").await;
+    let step = browser
+        .open(&authorize_url(&idp, "app", APP, &[("max_age", "0")]))
+        .await;
+    assert!(matches!(step, Step::Login { .. }), "{step:?}");
+}
+
+#[tokio::test]
+async fn guessing_client_secrets_from_one_address_gets_it_blocked() {
+    let idp = idp().await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", "x"),
+        ("redirect_uri", APP),
+    ];
+    for i in 0..30 {
+        let (status, _) = post(
+            &idp,
+            "/oauth/token",
+            &form,
+            Some(("app", &format!("guess-{i}"))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = post(&idp, "/oauth/token", &form, Some(("app", "app-secret"))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    idp.clock.advance(601);
+    let (status, body) = post(&idp, "/oauth/token", &form, Some(("app", "app-secret"))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
 }

@@ -52,20 +52,17 @@ pub fn render(error: &OAuthError) -> HttpResponse {
     response.json(body)
 }
 
+/// The `WWW-Authenticate` value. A Bearer challenge names the error only when there is one to
+/// name: a request that sent no token gets the bare challenge (RFC 6750 §3.1).
 fn challenge(error: &OAuthError) -> Option<HeaderValue> {
-    let value = match error.challenge? {
-        Challenge::Basic => format!("Basic realm=\"{REALM}\""),
-        Challenge::Bearer => {
-            let description = error
-                .description
-                .as_deref()
-                .unwrap_or("")
-                .replace(['"', '\\'], "");
-            format!(
-                "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{description}\"",
-                error.code.as_str()
-            )
-        }
+    let value = match (error.challenge?, &error.description) {
+        (Challenge::Basic, _) => format!("Basic realm=\"{REALM}\""),
+        (Challenge::Bearer, None) => format!("Bearer realm=\"{REALM}\""),
+        (Challenge::Bearer, Some(description)) => format!(
+            "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{}\"",
+            error.code.as_str(),
+            description.replace(['"', '\\'], "")
+        ),
     };
     HeaderValue::from_str(&value).ok()
 }

@@ -6,12 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::ApiError;
 use super::{pages, AppState};
-use crate::oidc::{Browser, Interaction, OAuthError, Params};
-
-/// The session cookie's name.
-const SESSION_COOKIE: &str = "kube_idp_session";
-/// The browser-binding cookie's name (login CSRF protection).
-const BROWSER_COOKIE: &str = "kube_idp_browser";
+use crate::oidc::{Browser, Challenge, ErrorCode, Interaction, OAuthError, Params};
 
 type Data = web::Data<AppState>;
 
@@ -59,13 +54,13 @@ pub async fn authorize_post(state: Data, req: HttpRequest, body: web::Bytes) -> 
 }
 
 async fn authorize(state: &AppState, req: &HttpRequest, params: &Params) -> HttpResponse {
-    let browser = browser(req);
+    let browser = browser(state, req);
     let interaction = state.provider.authorize(params, &browser).await;
     respond(state, &browser, interaction, false)
 }
 
 pub async fn login(state: Data, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let browser = browser(&req);
+    let browser = browser(&state, &req);
     let interaction = match form(&req, &body) {
         Ok(params) => state.provider.login(&params, &browser).await,
         Err(e) => Interaction::Page {
@@ -77,7 +72,7 @@ pub async fn login(state: Data, req: HttpRequest, body: web::Bytes) -> HttpRespo
 }
 
 pub async fn consent(state: Data, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let browser = browser(&req);
+    let browser = browser(&state, &req);
     let interaction = match form(&req, &body) {
         Ok(params) => state.provider.consent(&params, &browser).await,
         Err(e) => Interaction::Page {
@@ -89,7 +84,7 @@ pub async fn consent(state: Data, req: HttpRequest, body: web::Bytes) -> HttpRes
 }
 
 pub async fn logout(state: Data, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let browser = browser(&req);
+    let browser = browser(&state, &req);
     let is_post = req.method() == actix_web::http::Method::POST;
     let params = if is_post {
         form(&req, &body)
@@ -113,7 +108,10 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     let params = form(&req, &body)?;
     let authorization = header_str(&req, header::AUTHORIZATION);
-    state.provider.revoke(&params, authorization).await?;
+    state
+        .provider
+        .revoke(&params, authorization, peer(&state, &req))
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
@@ -126,7 +124,10 @@ pub async fn introspect(
 ) -> Result<HttpResponse, ApiError> {
     let params = form(&req, &body)?;
     let authorization = header_str(&req, header::AUTHORIZATION);
-    let answer = state.provider.introspect(&params, authorization).await?;
+    let answer = state
+        .provider
+        .introspect(&params, authorization, peer(&state, &req))
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(answer))
@@ -139,8 +140,10 @@ pub async fn token(
 ) -> Result<HttpResponse, ApiError> {
     let params = form(&req, &body)?;
     let authorization = header_str(&req, header::AUTHORIZATION);
-    let source = req.peer_addr().map(|a| a.ip());
-    let response = state.provider.token(&params, authorization, source).await?;
+    let response = state
+        .provider
+        .token(&params, authorization, peer(&state, &req))
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
@@ -160,29 +163,33 @@ pub async fn userinfo(
 }
 
 /// RFC 6750 §2: the token in the `Authorization` header, or in a form body; never both.
+/// RFC 6750 §2: the token in the `Authorization` header, or in a POSTed form body; never
+/// both. A request without a bearer token gets a bare challenge (§3.1).
 fn bearer_token(req: &HttpRequest, body: &[u8]) -> Result<String, OAuthError> {
-    let from_header = header_str(req, header::AUTHORIZATION)
-        .map(|h| match h.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-                Ok(token.trim().to_string())
-            }
-            _ => Err(OAuthError::invalid_request(
-                "the Authorization header is not a Bearer token",
-            )),
+    let with_challenge = |e: OAuthError| e.with_challenge(Challenge::Bearer);
+    let from_header = header_str(req, header::AUTHORIZATION).and_then(|h| {
+        let (scheme, token) = h.split_once(' ').unwrap_or((h, ""));
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_string())
+    });
+    let in_body = req.method() == actix_web::http::Method::POST && is_form(req);
+    let from_body = in_body
+        .then(|| {
+            Params::parse(std::str::from_utf8(body).unwrap_or(""))
+                .get("access_token")
+                .map(str::to_owned)
         })
-        .transpose()?;
-    let from_body = if is_form(req) && !body.is_empty() {
-        Params::parse(std::str::from_utf8(body).unwrap_or(""))
-            .get("access_token")
-            .map(str::to_owned)
-    } else {
-        None
-    };
+        .flatten();
     match (from_header, from_body) {
-        (Some(_), Some(_)) => Err(OAuthError::invalid_request("send the token one way only")),
+        (Some(_), Some(_)) => Err(with_challenge(OAuthError::invalid_request(
+            "send the token one way only",
+        ))),
+        (Some(token), None) if token.is_empty() => Err(with_challenge(
+            OAuthError::invalid_request("the bearer token is empty"),
+        )),
         (Some(token), None) | (None, Some(token)) => Ok(token),
-        (None, None) => Err(OAuthError::bare(crate::oidc::ErrorCode::InvalidToken)
-            .with_challenge(crate::oidc::Challenge::Bearer)),
+        (None, None) => Err(with_challenge(OAuthError::bare(ErrorCode::InvalidToken))),
     }
 }
 
@@ -207,21 +214,30 @@ fn form(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
     Ok(Params::parse(text))
 }
 
+/// The client's address, for throttling.
+fn peer(state: &AppState, req: &HttpRequest) -> Option<std::net::IpAddr> {
+    let forwarded = header_str(req, header::HeaderName::from_static("x-forwarded-for"));
+    super::client_address(
+        &state.trusted_proxies,
+        req.peer_addr().map(|a| a.ip()),
+        forwarded,
+    )
+}
+
 fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-fn browser(req: &HttpRequest) -> Browser {
+fn browser(state: &AppState, req: &HttpRequest) -> Browser {
     let cookie = |name| {
         req.cookie(name)
             .map(|c| c.value().to_string())
             .filter(|v| !v.is_empty())
     };
     Browser {
-        session: cookie(SESSION_COOKIE),
-        binding: cookie(BROWSER_COOKIE).unwrap_or_else(|| crate::secret::random_token(32)),
-        // TODO(#5): the client address behind a trusted ingress (X-Forwarded-For).
-        source: req.peer_addr().map(|a| a.ip()),
+        session: cookie(state.session_cookie),
+        binding: cookie(state.browser_cookie).unwrap_or_else(|| crate::secret::random_token(32)),
+        source: peer(state, req),
     }
 }
 
@@ -256,7 +272,7 @@ fn respond(
             .same_site(SameSite::Lax)
             .finish()
     };
-    let _ = response.add_cookie(&cookie(BROWSER_COOKIE, browser.binding.clone()));
+    let _ = response.add_cookie(&cookie(state.browser_cookie, browser.binding.clone()));
     match interaction {
         Interaction::Redirect {
             session: Some(new), ..
@@ -264,14 +280,14 @@ fn respond(
         | Interaction::Consent {
             session: Some(new), ..
         } => {
-            let mut c = cookie(SESSION_COOKIE, new.id);
+            let mut c = cookie(state.session_cookie, new.id);
             c.set_max_age(actix_web::cookie::time::Duration::seconds(
                 new.max_age as i64,
             ));
             let _ = response.add_cookie(&c);
         }
         Interaction::SignedOut { .. } => {
-            let mut gone = cookie(SESSION_COOKIE, String::new());
+            let mut gone = cookie(state.session_cookie, String::new());
             gone.make_removal();
             let _ = response.add_cookie(&gone);
         }

@@ -7,7 +7,10 @@ mod handlers;
 mod middleware;
 pub mod pages;
 
+use std::net::IpAddr;
+
 use actix_web::web::{self, resource};
+use ipnet::IpNet;
 
 use crate::oidc::{
     Provider, AUTHORIZE_PATH, CONSENT_PATH, DISCOVERY_PATH, INTROSPECT_PATH, JWKS_PATH, LOGIN_PATH,
@@ -26,22 +29,69 @@ pub struct AppState {
     pub base: String,
     /// Whether cookies are `Secure`.
     pub secure_cookies: bool,
+    /// The session cookie's name.
+    pub session_cookie: &'static str,
+    /// The browser-binding cookie's name (login CSRF protection).
+    pub browser_cookie: &'static str,
+    /// Proxies whose `X-Forwarded-For` names the client's address.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl AppState {
     /// State for `provider`, deriving the route prefix and cookie security from the issuer.
-    pub fn new(provider: Provider) -> Self {
+    /// Under an https issuer without a path the cookies carry the `__Host-` prefix, so no
+    /// sibling domain can plant them.
+    pub fn new(provider: Provider, trusted_proxies: Vec<IpNet>) -> Self {
         let issuer = url::Url::parse(&provider.settings.issuer).ok();
         let base = issuer
             .as_ref()
             .map(|u| u.path().trim_end_matches('/').to_string());
+        let base = base.unwrap_or_default();
         let secure_cookies = issuer.as_ref().is_some_and(|u| u.scheme() == "https");
+        let host_only = secure_cookies && base.is_empty();
         Self {
             provider,
-            base: base.unwrap_or_default(),
+            base,
             secure_cookies,
+            session_cookie: if host_only {
+                "__Host-kube_idp_session"
+            } else {
+                "kube_idp_session"
+            },
+            browser_cookie: if host_only {
+                "__Host-kube_idp_browser"
+            } else {
+                "kube_idp_browser"
+            },
+            trusted_proxies,
         }
     }
+}
+
+/// The client's address: the peer, or when the peer is a trusted proxy, the right-most
+/// address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_address(
+    trusted_proxies: &[IpNet],
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+) -> Option<IpAddr> {
+    let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
+    let peer = peer?;
+    if !trusted(&peer) {
+        return Some(peer);
+    }
+    let hops = forwarded_for
+        .unwrap_or("")
+        .rsplit(',')
+        .map(|h| h.trim().parse::<IpAddr>());
+    for hop in hops {
+        match hop {
+            Ok(ip) if trusted(&ip) => continue,
+            Ok(ip) => return Some(ip),
+            Err(_) => break,
+        }
+    }
+    Some(peer)
 }
 
 /// Registers every route under the issuer's path.
@@ -82,3 +132,31 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
 }
 
 pub use middleware::{request_id, security_headers};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|p| p.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_from_untrusted_peers() {
+        let peer = "203.0.113.9".parse().ok();
+        assert_eq!(client_address(&[], peer, Some("198.51.100.1")), peer);
+    }
+
+    #[test]
+    fn the_rightmost_untrusted_hop_behind_trusted_proxies_is_the_client() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let peer = "10.1.2.3".parse().ok();
+        let forwarded = Some("198.51.100.7, 203.0.113.5, 10.9.9.9");
+        assert_eq!(
+            client_address(&trusted, peer, forwarded),
+            "203.0.113.5".parse().ok()
+        );
+        assert_eq!(client_address(&trusted, peer, None), peer);
+        assert_eq!(client_address(&trusted, peer, Some("junk")), peer);
+    }
+}

@@ -14,6 +14,8 @@ use crate::registry::ClientSet;
 
 /// The longest `state` or `nonce` kept, in bytes.
 const MAX_OPAQUE_LEN: usize = 1024;
+/// The longest `login_hint` kept, in bytes; a longer one is ignored.
+const MAX_HINT_LEN: usize = 256;
 
 /// What `prompt` asked for (OIDC Core §3.1.2.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,7 +81,10 @@ pub fn validate(params: &Params, clients: &ClientSet) -> Result<AuthorizationReq
     let scopes = granted_scopes(params, client).map_err(back)?;
     let code_challenge = code_challenge(params, client).map_err(back)?;
     let prompt = prompt(params).map_err(back)?;
+    let mut prompt = prompt;
     let max_age = max_age(params).map_err(back)?;
+    // OIDC Core §3.1.2.1: max_age=0 means the user must authenticate now.
+    prompt.login |= max_age == Some(0);
     Ok(AuthorizationRequest {
         client_id: client.id.clone(),
         redirect_uri: redirect_uri.clone(),
@@ -89,7 +94,10 @@ pub fn validate(params: &Params, clients: &ClientSet) -> Result<AuthorizationReq
         code_challenge,
         prompt,
         max_age,
-        login_hint: params.get("login_hint").map(str::to_owned),
+        login_hint: params
+            .get("login_hint")
+            .filter(|h| h.len() <= MAX_HINT_LEN)
+            .map(str::to_owned),
     })
 }
 
@@ -123,11 +131,7 @@ fn trusted_redirect_uri(params: &Params, client: &Client) -> Result<String, Reje
 }
 
 fn check_shape(params: &Params) -> Result<(), OAuthError> {
-    if let Some(name) = params.first_repeated() {
-        return Err(OAuthError::invalid_request(format!(
-            "parameter {name} is repeated"
-        )));
-    }
+    params.reject_repeated()?;
     if params.has("request") {
         return Err(OAuthError::bare(ErrorCode::RequestNotSupported));
     }
@@ -211,11 +215,7 @@ fn prompt(params: &Params) -> Result<Prompt, OAuthError> {
             "login" => prompt.login = true,
             "consent" => prompt.consent = true,
             "select_account" => {}
-            other => {
-                return Err(OAuthError::invalid_request(format!(
-                    "unknown prompt {other:?}"
-                )))
-            }
+            _ => return Err(OAuthError::invalid_request("prompt has an unknown value")),
         }
     }
     if prompt.none && (prompt.login || prompt.consent) {

@@ -2,6 +2,7 @@
 //! §2.3): `client_secret_basic`, `client_secret_post`, or a public client's `client_id`.
 //! One method per request; every failure is the same `invalid_client`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
@@ -12,6 +13,9 @@ use super::params::Params;
 use super::Provider;
 use crate::model::Client;
 use crate::secret::SecretString;
+
+/// The lockout kind counting failed client authentications per address.
+const THROTTLE_KIND: &str = "client-addr";
 
 /// Which way a client authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,10 +28,11 @@ enum AuthMethod {
 impl Provider {
     /// Authenticates the client of a back-channel request. `authorization` is the
     /// `Authorization` header, if sent.
-    pub(crate) fn authenticate_client(
+    pub(crate) async fn authenticate_client(
         &self,
         form: &Params,
         authorization: Option<&str>,
+        source: Option<IpAddr>,
     ) -> Result<Arc<Client>, OAuthError> {
         let basic = authorization.map(parse_basic).transpose()?;
         let body_id = form.get("client_id");
@@ -54,7 +59,21 @@ impl Provider {
                 (id.to_string(), secret.map(str::to_owned), method)
             }
         };
-        self.check_client_secret(&id, secret.as_deref(), method)
+        let address = source.map(|ip| ip.to_string());
+        if let Some(address) = &address {
+            if self.is_locked(THROTTLE_KIND, address).await? {
+                tracing::warn!(client_id = %id, source = %address, "client authentication refused: address blocked");
+                return Err(unauthenticated());
+            }
+        }
+        let result = self.check_client_secret(&id, secret.as_deref(), method);
+        if let (Err(_), Some(address)) = (&result, &address) {
+            let limit = self.lockout.address_failures;
+            if self.count_failure(THROTTLE_KIND, address, limit).await? {
+                tracing::warn!(source = %address, "address blocked after repeated client authentication failures");
+            }
+        }
+        result
     }
 
     fn check_client_secret(
@@ -80,6 +99,8 @@ impl Provider {
             (Some(secret), Some(p)) if matches(secret, p) => Ok(client),
             (Some(_), _) => Err(refuse("wrong or missing secret")),
             (None, None) => Ok(client),
+            // Some libraries send Basic with an empty secret for a public client.
+            (None, Some("")) if method == AuthMethod::Basic => Ok(client),
             (None, Some(_)) => Err(refuse("public client sent a secret")),
         }
     }

@@ -61,20 +61,11 @@ fn failures_key(kind: &str, id: &str) -> String {
 impl Provider {
     /// True when neither the login name nor the address is locked.
     pub(crate) async fn attempt_allowed(&self, attempt: &Attempt<'_>) -> Result<bool, OAuthError> {
-        if self
-            .store
-            .count(&locked_key("login", &attempt.subject))
-            .await?
-            > 0
-        {
+        if self.is_locked("login", &attempt.subject).await? {
             return Ok(false);
         }
         match attempt.source {
-            Some(ip) => Ok(self
-                .store
-                .count(&locked_key("addr", &ip.to_string()))
-                .await?
-                == 0),
+            Some(ip) => Ok(!self.is_locked("addr", &ip.to_string()).await?),
             None => Ok(true),
         }
     }
@@ -83,31 +74,20 @@ impl Provider {
     pub(crate) async fn record_failure(&self, attempt: &Attempt<'_>) -> Result<(), OAuthError> {
         let policy = &self.lockout;
         let name = &attempt.subject;
-        let failures = self
-            .store
-            .incr(&failures_key("login", name), policy.window)
-            .await?;
-        if failures >= policy.account_failures {
-            self.store
-                .incr(&locked_key("login", name), policy.lock)
-                .await?;
-            self.store.delete(&failures_key("login", name)).await?;
+        if self
+            .count_failure("login", name, policy.account_failures)
+            .await?
+        {
             tracing::warn!(user = %name, known = attempt.known, "login name locked after repeated failures");
             if let (true, Some(listener)) = (attempt.known, &self.lockout_listener) {
                 listener.account_locked(name, self.clock.now() + policy.lock as i64);
             }
         }
         if let Some(ip) = attempt.source {
-            let ip = ip.to_string();
-            let failures = self
-                .store
-                .incr(&failures_key("addr", &ip), policy.window)
-                .await?;
-            if failures >= policy.address_failures {
-                self.store
-                    .incr(&locked_key("addr", &ip), policy.lock)
-                    .await?;
-                self.store.delete(&failures_key("addr", &ip)).await?;
+            if self
+                .count_failure("addr", &ip.to_string(), policy.address_failures)
+                .await?
+            {
                 tracing::warn!(source = %ip, "source address blocked after repeated login failures");
             }
         }
@@ -120,6 +100,32 @@ impl Provider {
             .store
             .delete(&failures_key("login", &attempt.subject))
             .await?)
+    }
+
+    /// True while `id` of this kind is locked.
+    pub(crate) async fn is_locked(&self, kind: &str, id: &str) -> Result<bool, OAuthError> {
+        Ok(self.store.count(&locked_key(kind, id)).await? > 0)
+    }
+
+    /// Counts a failure of `id`; at `limit` failures in the window it is locked for the lock
+    /// period. True when this failure locked it.
+    pub(crate) async fn count_failure(
+        &self,
+        kind: &str,
+        id: &str,
+        limit: u64,
+    ) -> Result<bool, OAuthError> {
+        let policy = &self.lockout;
+        let failures = self
+            .store
+            .incr(&failures_key(kind, id), policy.window)
+            .await?;
+        if failures < limit {
+            return Ok(false);
+        }
+        self.store.incr(&locked_key(kind, id), policy.lock).await?;
+        self.store.delete(&failures_key(kind, id)).await?;
+        Ok(true)
     }
 
     /// Registers who hears about locked accounts.

@@ -186,7 +186,8 @@ impl Provider {
     pub async fn login(&self, form: &Params, browser: &Browser) -> Interaction {
         let id = form.get("request").unwrap_or("");
         let pending =
-            match self.store.get::<PendingLogin>(&login_key(id)).await {
+            // Taken, not read: of concurrent submissions of one form only one proceeds.
+            match self.store.take::<PendingLogin>(&login_key(id)).await {
                 Ok(Some(pending)) => pending,
                 Ok(None) => return Interaction::page(
                     400,
@@ -206,30 +207,43 @@ impl Provider {
             .authenticate(login, password, browser.source.as_ref())
             .await
         {
-            Ok(account) => self.logged_in(id, pending, &account, browser).await,
-            Err(failure) => Interaction::Login(LoginForm {
-                request_id: id.to_string(),
-                csrf: pending.csrf,
-                client_id: pending.request.client_id,
-                login_hint: Some(login.to_string()).filter(|l| l.len() <= MAX_CREDENTIAL_LEN),
-                error: Some(match failure {
-                    LoginFailure::Invalid => LOGIN_FAILED.into(),
-                    LoginFailure::Throttled => LOGIN_THROTTLED.into(),
-                }),
-            }),
+            Ok(account) => self.logged_in(pending, &account, browser).await,
+            Err(failure) => self.login_again(id, pending, login, failure).await,
         }
+    }
+
+    /// Puts the pending login back and shows the form again with the failure.
+    async fn login_again(
+        &self,
+        id: &str,
+        pending: PendingLogin,
+        login: &str,
+        failure: LoginFailure,
+    ) -> Interaction {
+        let ttl = self.settings.login_request_lifetime;
+        if let Err(e) = self.store.put(&login_key(id), &pending, ttl).await {
+            return Interaction::page(503, OAuthError::from(e).to_string());
+        }
+        Interaction::Login(LoginForm {
+            request_id: id.to_string(),
+            csrf: pending.csrf,
+            client_id: pending.request.client_id,
+            login_hint: Some(login.to_string()).filter(|l| l.len() <= MAX_CREDENTIAL_LEN),
+            error: Some(match failure {
+                LoginFailure::Invalid => LOGIN_FAILED.into(),
+                LoginFailure::Throttled => LOGIN_THROTTLED.into(),
+            }),
+        })
     }
 
     async fn logged_in(
         &self,
-        id: &str,
         pending: PendingLogin,
         account: &Account,
         browser: &Browser,
     ) -> Interaction {
         let request = pending.request;
         let result = async {
-            self.store.delete(&login_key(id)).await?;
             let now = self.clock.now();
             let (cookie, session) = self.start_session(&account.username, now).await?;
             tracing::info!(user = %account.username, client_id = %request.client_id, "login succeeded");

@@ -11,6 +11,8 @@ mod client_auth;
 mod consent;
 mod discovery;
 mod error;
+#[cfg(test)]
+mod fuzz_tests;
 mod lockout;
 mod login;
 mod logout;
@@ -89,7 +91,7 @@ impl Settings {
             issuer: issuer.trim_end_matches('/').to_string(),
             access_token_lifetime: 7200,
             code_lifetime: 60,
-            login_request_lifetime: 1800,
+            login_request_lifetime: 600,
             session_max_age: 86_400,
             session_idle_timeout: 7200,
             offline_idle_timeout: 30 * 86_400,

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use super::error::OAuthError;
+
 /// The parameters of one request, with repeated names remembered.
 #[derive(Debug, Default, Clone)]
 pub struct Params {
@@ -56,6 +58,18 @@ impl Params {
     /// The first repeated name, if any.
     pub fn first_repeated(&self) -> Option<&str> {
         self.repeated.first().map(String::as_str)
+    }
+
+    /// `invalid_request` when a name was repeated. The description is fixed: request data
+    /// never reaches `error_description` (RFC 6749 §5.2 limits its characters).
+    pub fn reject_repeated(&self) -> Result<(), OAuthError> {
+        match self.first_repeated() {
+            Some(name) => {
+                tracing::debug!(parameter = %name.escape_debug(), "repeated parameter");
+                Err(OAuthError::invalid_request("a parameter is repeated"))
+            }
+            None => Ok(()),
+        }
     }
 }
 

@@ -11,27 +11,39 @@ pub fn redirect_uri_matches(registered: &[String], requested: &str) -> bool {
         .any(|r| r == requested || loopback_match(r, requested))
 }
 
+/// RFC 8252 §7.3: for an `http` loopback URI only the port may differ. The comparison is on
+/// the strings as sent, with the port cut out of each; nothing is normalised.
 fn loopback_match(registered: &str, requested: &str) -> bool {
-    let (Ok(reg), Ok(req)) = (Url::parse(registered), Url::parse(requested)) else {
+    let (Some((reg_host, reg_rest)), Some((req_host, req_rest))) =
+        (split_port(registered), split_port(requested))
+    else {
         return false;
     };
-    let loopback = |u: &Url| {
-        u.scheme() == "http"
-            && match u.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-                None => false,
-            }
+    is_loopback_host(reg_host) && reg_host == req_host && reg_rest == req_rest
+}
+
+/// Splits `http://HOST[:PORT]REST` into `HOST` and `REST`; `None` when it is not of that form
+/// or the port is not a number from 1 to 65535.
+fn split_port(uri: &str) -> Option<(&str, &str)> {
+    let rest = uri.strip_prefix("http://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.ends_with(']') => {
+            let valid = port.parse::<u16>().is_ok_and(|p| p > 0)
+                && port.bytes().all(|b| b.is_ascii_digit());
+            valid.then_some(host)?
+        }
+        _ => authority,
     };
-    loopback(&reg)
-        && loopback(&req)
-        && reg.host() == req.host()
-        && reg.username() == req.username()
-        && req.password().is_none()
-        && reg.path() == req.path()
-        && reg.query() == req.query()
-        && req.fragment().is_none()
+    Some((host, tail))
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let ipv4 = host
+        .parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|ip| ip.is_loopback());
+    ipv4 || host == "[::1]" || host == "localhost"
 }
 
 /// `base` with `params` appended to its query, keeping any query it already has
@@ -87,6 +99,26 @@ mod tests {
         assert!(redirect_uri_matches(&r, "http://localhost:18000"));
         assert!(!redirect_uri_matches(&r, "http://127.0.0.1:49152/other"));
         assert!(!redirect_uri_matches(&r, "http://localhost:18000/x"));
+    }
+
+    #[test]
+    fn loopback_uris_are_compared_as_sent() {
+        let r = reg(&["http://127.0.0.1:5556/callback", "http://[::1]/cb"]);
+        assert!(redirect_uri_matches(&r, "http://[::1]:9000/cb"));
+        for attempt in [
+            "http://127.1:5556/callback",
+            "HTTP://127.0.0.1:5556/callback",
+            "http:127.0.0.1:5556/callback",
+            "http://0x7f000001:5556/callback",
+            "http://127.0.0.1:0/callback",
+            "http://127.0.0.1:99999/callback",
+            "http://127.0.0.1:5556/x/%2e%2e/callback",
+            "http://127.0.0.1:5556/call%09back",
+            "http://user@127.0.0.1:5556/callback",
+            "http://127.0.0.1:+5556/callback",
+        ] {
+            assert!(!redirect_uri_matches(&r, attempt), "{attempt}");
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! and only for tokens issued to the caller. Access tokens are JWTs; revoking one records its
 //! `jti` until it would have expired.
 
+use std::net::IpAddr;
+
 use serde_json::{json, Map, Value};
 
 use super::error::OAuthError;
@@ -47,8 +49,9 @@ impl Provider {
         &self,
         form: &Params,
         authorization: Option<&str>,
+        source: Option<IpAddr>,
     ) -> Result<(), OAuthError> {
-        let (client, token) = self.back_channel(form, authorization)?;
+        let (client, token) = self.back_channel(form, authorization, source).await?;
         match self.recognise(&client, token).await? {
             Some(Known::Refresh(family_id, family)) => {
                 tracing::info!(client_id = %client.id, user = %family.username, "refresh token revoked");
@@ -69,8 +72,9 @@ impl Provider {
         &self,
         form: &Params,
         authorization: Option<&str>,
+        source: Option<IpAddr>,
     ) -> Result<Value, OAuthError> {
-        let (client, token) = self.back_channel(form, authorization)?;
+        let (client, token) = self.back_channel(form, authorization, source).await?;
         let active = |mut fields: Map<String, Value>| {
             fields.insert("active".into(), json!(true));
             Value::Object(fields)
@@ -112,17 +116,16 @@ impl Provider {
     }
 
     /// Authenticates the client and reads the `token` parameter.
-    fn back_channel<'a>(
+    async fn back_channel<'a>(
         &self,
         form: &'a Params,
         authorization: Option<&str>,
+        source: Option<IpAddr>,
     ) -> Result<(std::sync::Arc<Client>, &'a str), OAuthError> {
-        if let Some(name) = form.first_repeated() {
-            return Err(OAuthError::invalid_request(format!(
-                "parameter {name} is repeated"
-            )));
-        }
-        let client = self.authenticate_client(form, authorization)?;
+        form.reject_repeated()?;
+        let client = self
+            .authenticate_client(form, authorization, source)
+            .await?;
         let token = form
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

@@ -68,12 +68,10 @@ impl Provider {
         authorization: Option<&str>,
         source: Option<IpAddr>,
     ) -> Result<TokenResponse, OAuthError> {
-        if let Some(name) = form.first_repeated() {
-            return Err(OAuthError::invalid_request(format!(
-                "parameter {name} is repeated"
-            )));
-        }
-        let client = self.authenticate_client(form, authorization)?;
+        form.reject_repeated()?;
+        let client = self
+            .authenticate_client(form, authorization, source)
+            .await?;
         match form.get("grant_type") {
             Some("authorization_code") | Some("code") => self.code_grant(&client, form).await,
             Some("refresh_token") => self.refresh_grant(&client, form).await,

@@ -11,6 +11,10 @@ pub fn python() -> Command {
         .map(PathBuf::from)
         .filter(|p| p.exists())
         .unwrap_or(venv);
-    assert!(program.exists(), "{} is missing: run `make deps` (or `make test`)", program.display());
+    assert!(
+        program.exists(),
+        "{} is missing: run `make deps` (or `make test`)",
+        program.display()
+    );
     Command::new(program)
 }
