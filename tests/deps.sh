@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # program:debian-package pairs the tests start or link against.
-needed=(pkg-config:pkg-config redis-server:redis-server)
+needed=(pkg-config:pkg-config redis-server:redis-server chromium:chromium chromedriver:chromium-driver)
 
 missing=()
 for pair in "${needed[@]}"; do
