@@ -18,6 +18,8 @@ pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The default namespace of client Secrets.
 pub const DEFAULT_NAMESPACE: &str = "kubesphere-system";
+/// The default name of the Secret holding the signing keys in a cluster.
+pub const DEFAULT_KEYS_SECRET: &str = "kube-idp-signing-keys";
 
 /// The settings of `kube-idp serve`, as flags and environment variables. Every field is
 /// optional here so that a config file can fill what was not given.
@@ -44,9 +46,24 @@ pub struct ServeArgs {
     /// Where directory mode keeps its signing keys, so restarts keep tokens valid.
     #[arg(long, env = "KUBE_IDP_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// A Redis URL for state shared by replicas; without it, state is in memory.
+    /// A Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS) for state
+    /// shared by replicas; without it, state is in memory.
     #[arg(long, env = "KUBE_IDP_REDIS", value_name = "URL")]
     pub redis: Option<String>,
+    /// With --kubernetes: the Secret, in the clients' namespace, that holds the signing keys
+    /// [default: kube-idp-signing-keys].
+    #[arg(long, env = "KUBE_IDP_KEYS_SECRET", value_name = "NAME")]
+    pub keys_secret: Option<String>,
+    /// Serve `/metrics` on this address only, e.g. 0.0.0.0:9090, out of the ingress's reach
+    /// [default: on the main listener].
+    #[arg(long, env = "KUBE_IDP_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "KUBE_IDP_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "KUBE_IDP_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     /// Access- and ID-token lifetime in seconds, unless a client sets its own [default: 7200].
     #[arg(long, env = "KUBE_IDP_ACCESS_TOKEN_LIFETIME", value_name = "SECONDS")]
     pub access_token_lifetime: Option<u64>,
@@ -85,6 +102,10 @@ struct FileConfig {
     namespace: Option<String>,
     state_dir: Option<PathBuf>,
     redis: Option<String>,
+    keys_secret: Option<String>,
+    metrics_listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     access_token_lifetime: Option<u64>,
     session_max_age: Option<u64>,
     session_idle_timeout: Option<u64>,
@@ -103,6 +124,15 @@ pub enum SourceConfig {
         /// The namespace of client Secrets.
         namespace: String,
     },
+}
+
+/// A certificate and key to serve HTTPS with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// The PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The PEM private key.
+    pub key: PathBuf,
 }
 
 /// How logs are written.
@@ -124,8 +154,16 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The source of clients and users.
     pub source: SourceConfig,
-    /// Where keys persist; `None` keeps them in memory only.
+    /// Where keys persist in directory mode without Redis; `None` keeps them in memory.
     pub state_dir: Option<PathBuf>,
+    /// The Redis URL of the shared state store; `None` keeps state in memory.
+    pub redis: Option<String>,
+    /// The Secret holding the signing keys in `--kubernetes` mode.
+    pub keys_secret: String,
+    /// Serve HTTPS directly.
+    pub tls: Option<TlsConfig>,
+    /// Where `/metrics` is served when not on the main listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// The log format.
     pub log_format: LogFormat,
     /// Proxies whose `X-Forwarded-For` is believed.
@@ -180,10 +218,27 @@ impl Config {
             namespace,
             &mut problems,
         );
-        if args.redis.or(file.redis).is_some() {
-            // TODO(#5): the Redis state store.
-            problems.push("redis: the Redis state store is not available in this version".into());
+        let redis = check_redis(args.redis.or(file.redis), &mut problems);
+        let keys_secret = args
+            .keys_secret
+            .or(file.keys_secret)
+            .unwrap_or_else(|| DEFAULT_KEYS_SECRET.into());
+        if !is_dns_subdomain(&keys_secret) {
+            problems.push(format!("keysSecret: {keys_secret:?} is not a Secret name"));
         }
+        let metrics_listen = args.metrics_listen.or(file.metrics_listen);
+        let metrics_listen = metrics_listen.and_then(|addr| {
+            addr.parse::<SocketAddr>()
+                .map_err(|e| {
+                    problems.push(format!("metricsListen: {addr:?} is not an address ({e})"))
+                })
+                .ok()
+        });
+        let tls = check_tls(
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+            &mut problems,
+        );
         let log_format = check_log_format(args.log_format.or(file.log_format), &mut problems);
         let proxies = args
             .trusted_proxies
@@ -228,6 +283,10 @@ impl Config {
                 listen,
                 source,
                 state_dir: args.state_dir.or(file.state_dir),
+                redis,
+                keys_secret,
+                tls,
+                metrics_listen,
                 log_format,
                 trusted_proxies,
             }),
@@ -308,6 +367,46 @@ fn is_dns_label(name: &str) -> bool {
         && bytes.iter().all(inner)
         && bytes[0] != b'-'
         && bytes[bytes.len() - 1] != b'-'
+}
+
+/// True when `name` is an RFC 1123 subdomain, as Secret names are.
+fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(is_dns_label)
+}
+
+/// A Redis URL as the client library reads it; the URL is never echoed (it may hold a
+/// password).
+fn check_redis(url: Option<String>, problems: &mut Vec<String>) -> Option<String> {
+    let url = url?;
+    match redis::parse_redis_url(&url) {
+        Some(parsed) if matches!(parsed.scheme(), "redis" | "rediss") => Some(url),
+        _ => {
+            problems.push("redis: not a URL such as redis://redis:6379 or rediss://...".into());
+            None
+        }
+    }
+}
+
+fn check_tls(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    problems: &mut Vec<String>,
+) -> Option<TlsConfig> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            for path in [&cert, &key] {
+                if !path.is_file() {
+                    problems.push(format!("tls: {} is not a file", path.display()));
+                }
+            }
+            Some(TlsConfig { cert, key })
+        }
+        (None, None) => None,
+        _ => {
+            problems.push("tls: --tls-cert and --tls-key go together".into());
+            None
+        }
+    }
 }
 
 fn check_proxies(cidrs: &[String], problems: &mut Vec<String>) -> Vec<ipnet::IpNet> {

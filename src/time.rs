@@ -51,3 +51,38 @@ impl Clock for ManualClock {
 
 /// A shared clock.
 pub type SharedClock = Arc<dyn Clock>;
+
+/// Reads an RFC 3339 time, as Kubernetes writes them (`2024-05-01T10:00:00Z`), to seconds
+/// since the epoch. `None` when it is not one.
+pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+    let at: k8s_openapi::jiff::Timestamp = text.parse().ok()?;
+    Some(at.as_second())
+}
+
+/// Writes seconds since the epoch as an RFC 3339 time in UTC, as Kubernetes does.
+pub fn rfc3339(at: Timestamp) -> String {
+    k8s_openapi::jiff::Timestamp::from_second(at)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_times_round_trip() {
+        assert_eq!(rfc3339(1_704_067_200), "2024-01-01T00:00:00Z");
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00Z"), Some(1_704_067_200));
+        assert_eq!(
+            parse_rfc3339("2024-01-01T08:00:00+08:00"),
+            Some(1_704_067_200)
+        );
+    }
+
+    #[test]
+    fn malformed_time_is_none() {
+        assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(parse_rfc3339(""), None);
+    }
+}

@@ -228,3 +228,80 @@ async fn grant_method_deny_refuses_with_access_denied() {
         Some("access_denied")
     );
 }
+
+/// The `Set-Cookie` headers of a response whose cookie name is `name`.
+fn set_cookie(response: &reqwest::Response, name: &str) -> String {
+    let prefix = format!("{name}=");
+    let cookies = response.headers().get_all("set-cookie").iter();
+    let mut found = cookies
+        .map(|v| v.to_str().unwrap().to_string())
+        .filter(|c| c.starts_with(&prefix));
+    found
+        .next()
+        .unwrap_or_else(|| panic!("no {name} cookie in {:?}", response.headers()))
+}
+
+/// The attributes a `__Host-` cookie must have (RFC 6265bis §4.1.3.2) and kube-idp adds.
+fn assert_host_cookie(cookie: &str) {
+    let attributes: Vec<&str> = cookie.split(';').skip(1).map(str::trim).collect();
+    for required in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(
+            attributes.contains(&required),
+            "{required} missing: {cookie}"
+        );
+    }
+    assert!(
+        !attributes.iter().any(|a| a.starts_with("Domain")),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn cookies_under_an_https_issuer_are_secure_and_host_prefixed() {
+    // The issuer is https (as behind a TLS-terminating ingress); the test speaks plain HTTP
+    // to the listener, and so sends the cookies back by hand.
+    let options = support::idp::Options {
+        issuer: Some("https://idp.example.com".into()),
+        ..Default::default()
+    };
+    let idp = TestIdp::start_with(support::manifests::Manifests::examples(), options).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(authorize_url(&idp, "harbor", HARBOR_CALLBACK, &[]))
+        .send()
+        .await
+        .unwrap();
+    let binding = set_cookie(&page, "__Host-kube_idp_browser");
+    assert_host_cookie(&binding);
+    let binding_value = binding.split(';').next().unwrap().to_string();
+    let html = page.text().await.unwrap();
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = html.find(&marker).expect("hidden field") + marker.len();
+        html[start..start + html[start..].find('"').unwrap()].to_string()
+    };
+    let form = [
+        ("request", field("request")),
+        ("csrf", field("csrf")),
+        ("username", "admin".into()),
+        ("password", ADMIN_PASSWORD.into()),
+    ];
+    let response = http
+        .post(idp.url("/oauth/login"))
+        .header("cookie", binding_value)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let session = set_cookie(&response, "__Host-kube_idp_session");
+    assert_host_cookie(&session);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert_eq!(
+        query_param(location, "iss").as_deref(),
+        Some("https://idp.example.com")
+    );
+}

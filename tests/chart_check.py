@@ -308,6 +308,7 @@ def serve_flags() -> None:
     assert flag(arguments, "--listen") == "0.0.0.0:8080", arguments
     assert flag(arguments, "--keys-secret") == SIGNING_SECRET, arguments
     assert flag(arguments, "--log-format") == "text", arguments
+    assert flag(arguments, "--metrics-listen") == "0.0.0.0:9090", arguments
     for absent in ("--redis", "--tls-cert", "--tls-key", "--trusted-proxies"):
         assert absent not in arguments, f"{absent} without its value set: {arguments}"
     assert container(server(render()))["command"] == ["/usr/local/bin/kube-idp"]
@@ -427,7 +428,10 @@ def tls_direct() -> None:
 def probes() -> None:
     deployment = server(render())
     each = container(deployment)
-    assert each["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert each["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ], each["ports"]
     assert each["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert each["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert each["livenessProbe"]["httpGet"]["port"] == "http"
@@ -450,8 +454,9 @@ def prometheus_annotations() -> None:
     annotations = one(render(), "Service")["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true", annotations
     assert annotations["prometheus.io/path"] == "/metrics", annotations
-    assert annotations["prometheus.io/port"] == "8080", annotations
-    assert one(render(TLS), "Service")["metadata"]["annotations"]["prometheus.io/scheme"] == "https"
+    assert annotations["prometheus.io/port"] == "9090", annotations
+    tls_annotations = one(render(TLS), "Service")["metadata"]["annotations"]
+    assert tls_annotations["prometheus.io/scheme"] == "http", "metrics stay plain HTTP"
     plain = one(render({"metrics": {"prometheusAnnotations": False}}), "Service")
     assert "annotations" not in plain["metadata"], plain["metadata"]
 
@@ -494,10 +499,13 @@ def bad_settings() -> None:
     refuses({"podAntiAffinity": "sometimes"}, "podAntiAffinity must be soft, hard or empty")
 
 
-@check("NOTES.txt names the issuer and warns while the hostname is the example")
+@check("NOTES.txt names the issuer, warns on the example hostname and on an untrusted ingress")
 def notes_text() -> None:
-    assert "https://172.31.17.16.nip.io:30491" in chart_render.notes(SEED)
-    assert "WARNING" not in chart_render.notes(SEED)
+    seed = chart_render.notes(SEED)
+    assert "https://172.31.17.16.nip.io:30491" in seed
+    assert "WARNING: ingress.enabled without trustedProxies" in seed, seed
+    trusted = chart_render.notes({**SEED, "trustedProxies": ["10.244.0.0/16"]})
+    assert "WARNING" not in trusted, trusted
     assert "WARNING: portal.hostname is still the example" in chart_render.notes()
 
 

@@ -10,13 +10,28 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::browser::{authorize_url, query_param, Browser, Step};
 use support::idp::TestIdp;
-use support::manifests::{client_secret, Manifests, ADMIN_PASSWORD, HARBOR_CALLBACK};
+use support::manifests::{client_secret, user, Manifests, ADMIN_PASSWORD, HARBOR_CALLBACK};
 
 const APP: &str = "https://app.example/callback";
 const APP_LOGOUT: &str = "https://app.example/signed-out";
 
+/// The bcrypt hash of the example admin's password, `P@88w0rd`.
+const ADMIN_HASH: &str = "$2b$10$Cs0FMLN4DVtYpwmXOXKB2OA5yHgMU9pC0bw85G8LoTMh15a3LfUTa";
+
 /// The examples plus clients for consent, the password grant, logout and odd secrets.
 async fn idp() -> TestIdp {
+    TestIdp::start(manifests()).await
+}
+
+/// [`idp`] with a second account, `alice`, whose password is the admin's.
+async fn idp_with_alice() -> TestIdp {
+    let manifests = manifests();
+    let alice = user("alice", "alice@example.com", ADMIN_HASH, Some("Active"));
+    manifests.write("alice.yaml", &alice);
+    TestIdp::start(manifests).await
+}
+
+fn manifests() -> Manifests {
     let manifests = Manifests::examples();
     let app = |name: &str, extra: &str| {
         client_secret(
@@ -38,7 +53,7 @@ async fn idp() -> TestIdp {
             &format!("name: odd\nsecret: 'a:b%c+d e'\nredirectURIs: ['{APP}']\n"),
         ),
     );
-    TestIdp::start(manifests).await
+    manifests
 }
 
 fn http() -> reqwest::Client {
@@ -117,18 +132,39 @@ async fn discovery_advertises_exactly_what_is_supported() {
         .json()
         .await
         .unwrap();
-    assert_eq!(doc["issuer"], idp.issuer);
-    assert_eq!(doc["response_types_supported"], json!(["code"]));
-    assert_eq!(
-        doc["id_token_signing_alg_values_supported"],
-        json!(["RS256"])
-    );
-    assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
-    assert_eq!(
-        doc["authorization_response_iss_parameter_supported"],
-        json!(true)
-    );
-    assert_eq!(doc["subject_types_supported"], json!(["public"]));
+    let issuer = idp.issuer.as_str();
+    let auth_methods = json!(["client_secret_basic", "client_secret_post", "none"]);
+    // Every entry is exercised by a test of its own; anything added here must be too.
+    let expected = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "userinfo_endpoint": format!("{issuer}/oauth/userinfo"),
+        "jwks_uri": format!("{issuer}/oauth/keys"),
+        "end_session_endpoint": format!("{issuer}/oauth/logout"),
+        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "password"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid", "profile", "email", "groups", "offline_access"],
+        "claims_supported": [
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "name",
+            "preferred_username", "locale", "email", "email_verified", "groups",
+        ],
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "authorization_response_iss_parameter_supported": true,
+    });
+    assert_eq!(doc, expected);
     for endpoint in [
         "authorization_endpoint",
         "token_endpoint",
@@ -828,12 +864,25 @@ async fn rotated_keys_stay_published_so_older_tokens_verify() {
         .await
         .unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
-    let after = tokens_for(&idp, &Browser::new(), "app", "openid").await;
     let kid = |t: &Value| jwt_part(t["id_token"].as_str().unwrap(), 0)["kid"].clone();
+    let published = tokens_for(&idp, &Browser::new(), "app", "openid").await;
+    assert_eq!(
+        kid(&before),
+        kid(&published),
+        "the new key is published before it signs"
+    );
+    idp.clock.advance(kube_idp::keys::PUBLISH_LEAD);
+    let after = tokens_for(&idp, &Browser::new(), "app", "openid").await;
     assert_ne!(kid(&before), kid(&after), "the new key signs");
     assert_eq!(
         userinfo_status(&idp, after["access_token"].as_str().unwrap()).await,
         StatusCode::OK
+    );
+    let keys = idp.running().provider.keys.current();
+    let old_id_token = before["id_token"].as_str().unwrap();
+    assert!(
+        keys.verify(old_id_token).is_ok(),
+        "a token of the retired key still verifies"
     );
 }
 
@@ -930,4 +979,268 @@ async fn guessing_client_secrets_from_one_address_gets_it_blocked() {
         (status, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
+}
+
+// --- id_token_hint at the authorization endpoint (OIDC Core §3.1.2.1) ---
+
+/// Signs `browser` in as `username` at `app` and redeems the code; the token response.
+async fn sign_in_as(idp: &TestIdp, browser: &Browser, username: &str) -> Value {
+    let url = authorize_url(idp, "app", APP, &[("nonce", "n")]);
+    let form = browser.open(&url).await;
+    let back = browser.log_in(idp, &form, username, ADMIN_PASSWORD).await;
+    let code = query_param(back.location(), "code").expect("a code");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", APP),
+    ];
+    let (status, body) = post(idp, "/oauth/token", &form, Some(("app", "app-secret"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+fn id_token(tokens: &Value) -> &str {
+    tokens["id_token"].as_str().expect("an ID token")
+}
+
+/// An error redirect to `APP`: its `error`, after checking `state`, `iss` and that no code
+/// came with it.
+fn redirected_error(step: &Step, idp: &TestIdp) -> String {
+    let location = step.location();
+    assert!(location.starts_with(APP), "{location}");
+    assert_eq!(query_param(location, "state").as_deref(), Some("state-123"));
+    assert_eq!(
+        query_param(location, "iss").as_deref(),
+        Some(idp.issuer.as_str())
+    );
+    assert!(query_param(location, "code").is_none(), "{location}");
+    query_param(location, "error").expect("an error")
+}
+
+#[tokio::test]
+async fn id_token_hint_of_the_signed_in_user_with_prompt_none_gets_a_code() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    let tokens = sign_in_as(&idp, &browser, "admin").await;
+    let hint = [("prompt", "none"), ("id_token_hint", id_token(&tokens))];
+    let step = browser.open(&authorize_url(&idp, "app", APP, &hint)).await;
+    assert!(query_param(step.location(), "code").is_some(), "{step:?}");
+}
+
+#[tokio::test]
+async fn id_token_hint_of_another_user_with_prompt_none_is_login_required() {
+    let idp = idp_with_alice().await;
+    let admins = sign_in_as(&idp, &Browser::new(), "admin").await;
+    let alices_browser = Browser::new();
+    sign_in_as(&idp, &alices_browser, "alice").await;
+    let hint = [("prompt", "none"), ("id_token_hint", id_token(&admins))];
+    let step = alices_browser
+        .open(&authorize_url(&idp, "app", APP, &hint))
+        .await;
+    assert_eq!(redirected_error(&step, &idp), "login_required");
+}
+
+#[tokio::test]
+async fn id_token_hint_of_another_user_asks_that_user_to_sign_in() {
+    let idp = idp_with_alice().await;
+    let admins = sign_in_as(&idp, &Browser::new(), "admin").await;
+    let alices_browser = Browser::new();
+    sign_in_as(&idp, &alices_browser, "alice").await;
+    let hint = [("id_token_hint", id_token(&admins))];
+    let form = alices_browser
+        .open(&authorize_url(&idp, "app", APP, &hint))
+        .await;
+    let Step::Login { html, .. } = &form else {
+        panic!("expected the login form, not alice's session: {form:?}")
+    };
+    assert!(
+        html.contains("value=\"admin\""),
+        "the hinted user is prefilled"
+    );
+    let back = alices_browser
+        .log_in(&idp, &form, "admin", ADMIN_PASSWORD)
+        .await;
+    let code = query_param(back.location(), "code").expect("a code for admin");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", APP),
+    ];
+    let (_, tokens) = post(&idp, "/oauth/token", &form, Some(("app", "app-secret"))).await;
+    assert_eq!(jwt_part(id_token(&tokens), 1)["sub"], "admin");
+}
+
+#[tokio::test]
+async fn id_token_hint_of_another_user_leaves_the_session_for_requests_without_it() {
+    let idp = idp_with_alice().await;
+    let admins = sign_in_as(&idp, &Browser::new(), "admin").await;
+    let alices_browser = Browser::new();
+    sign_in_as(&idp, &alices_browser, "alice").await;
+    let hint = [("id_token_hint", id_token(&admins))];
+    let form = alices_browser
+        .open(&authorize_url(&idp, "app", APP, &hint))
+        .await;
+    assert!(matches!(form, Step::Login { .. }), "{form:?}");
+    let without = alices_browser
+        .open(&authorize_url(&idp, "app", APP, &[("prompt", "none")]))
+        .await;
+    assert!(
+        query_param(without.location(), "code").is_some(),
+        "alice is still signed in: {without:?}"
+    );
+}
+
+#[tokio::test]
+async fn expired_id_token_hint_is_still_a_hint() {
+    use kube_idp::time::Clock as _;
+    let idp = idp().await;
+    let browser = Browser::new();
+    let tokens = sign_in_as(&idp, &browser, "admin").await;
+    let exp = jwt_part(id_token(&tokens), 1)["exp"].as_i64().unwrap();
+    // Keep the session alive (idle timeout 7200 s) while the ID token (7200 s) expires.
+    idp.clock.advance(3600);
+    let used = browser.open(&authorize_url(&idp, "app", APP, &[])).await;
+    assert!(query_param(used.location(), "code").is_some());
+    idp.clock.advance(3601);
+    assert!(idp.clock.now() > exp, "the hint has expired");
+    let hint = [("prompt", "none"), ("id_token_hint", id_token(&tokens))];
+    let step = browser.open(&authorize_url(&idp, "app", APP, &hint)).await;
+    assert!(query_param(step.location(), "code").is_some(), "{step:?}");
+}
+
+#[tokio::test]
+async fn id_token_hint_not_issued_here_is_invalid_request() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    let tokens = sign_in_as(&idp, &browser, "admin").await;
+    let genuine = id_token(&tokens);
+    let (header, rest) = genuine.split_once('.').unwrap();
+    let (_, signature) = rest.split_once('.').unwrap();
+    let mut claims = jwt_part(genuine, 1);
+    claims["sub"] = json!("alice");
+    let forged_claims = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let forged = format!("{header}.{forged_claims}.{signature}");
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let access_token = tokens["access_token"].as_str().unwrap();
+    for (what, hint) in [
+        ("not a JWT", "not-a-jwt"),
+        ("claims changed after signing", forged.as_str()),
+        ("alg none", unsigned.as_str()),
+        ("an access token, not an ID token", access_token),
+    ] {
+        let extra = [("id_token_hint", hint)];
+        let step = browser.open(&authorize_url(&idp, "app", APP, &extra)).await;
+        assert_eq!(redirected_error(&step, &idp), "invalid_request", "{what}");
+    }
+}
+
+// --- Every form carries a CSRF token bound to the browser that opened it ---
+
+/// Posts `fields` to `path` from `browser`; the response.
+async fn submit(
+    idp: &TestIdp,
+    browser: &Browser,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let response = browser.http.post(idp.url(path)).form(fields).send().await;
+    response.unwrap()
+}
+
+/// The cookie names a response sets.
+fn cookies_set(response: &reqwest::Response) -> Vec<String> {
+    let values = response.headers().get_all("set-cookie").iter();
+    let names = values.map(|v| v.to_str().unwrap().split('=').next().unwrap().to_string());
+    names.collect()
+}
+
+#[tokio::test]
+async fn login_form_with_a_wrong_or_missing_csrf_token_is_refused_without_a_code() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    for csrf in [Some("forged-csrf-token"), None] {
+        let form = browser.open(&authorize_url(&idp, "app", APP, &[])).await;
+        let Step::Login { request, .. } = &form else {
+            panic!("{form:?}")
+        };
+        let mut fields = vec![
+            ("request", request.as_str()),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ];
+        fields.extend(csrf.map(|c| ("csrf", c)));
+        let response = submit(&idp, &browser, "/oauth/login", &fields).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{csrf:?}");
+        assert!(response.headers().get("location").is_none(), "{csrf:?}");
+        let cookies = cookies_set(&response);
+        assert!(
+            !cookies.contains(&"kube_idp_session".to_string()),
+            "{cookies:?}"
+        );
+    }
+    let after = browser.open(&authorize_url(&idp, "app", APP, &[])).await;
+    assert!(
+        matches!(after, Step::Login { .. }),
+        "not signed in: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn consent_form_with_a_wrong_or_missing_csrf_token_is_refused_without_a_code() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    let url = authorize_url(&idp, "asking", APP, &[]);
+    let login = browser.open(&url).await;
+    let mut consent = browser.log_in(&idp, &login, "admin", ADMIN_PASSWORD).await;
+    for csrf in [Some("forged-csrf-token"), None] {
+        let Step::Form { request, .. } = &consent else {
+            panic!("expected the consent form: {consent:?}")
+        };
+        let mut fields = vec![("request", request.as_str()), ("decision", "allow")];
+        fields.extend(csrf.map(|c| ("csrf", c)));
+        let response = submit(&idp, &browser, "/oauth/consent", &fields).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{csrf:?}");
+        assert!(response.headers().get("location").is_none(), "{csrf:?}");
+        // Nothing was approved: the next request asks again.
+        consent = browser.open(&url).await;
+        assert!(matches!(consent, Step::Form { .. }), "{consent:?}");
+    }
+}
+
+#[tokio::test]
+async fn logout_confirmation_with_a_wrong_or_missing_csrf_token_does_not_sign_out() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    tokens_for(&idp, &browser, "app", "openid").await;
+    for csrf in [Some("forged-csrf-token"), None] {
+        let confirm = browser.open(&idp.url("/oauth/logout")).await;
+        let Step::Form { request, .. } = &confirm else {
+            panic!("expected the confirmation form: {confirm:?}")
+        };
+        let mut fields = vec![("request", request.as_str())];
+        fields.extend(csrf.map(|c| ("csrf", c)));
+        let response = submit(&idp, &browser, "/oauth/logout", &fields).await;
+        let status = response.status();
+        let cookies = cookies_set(&response);
+        let html = response.text().await.unwrap();
+        assert!(!html.contains("id=\"signed-out\""), "{csrf:?}: {html}");
+        match csrf {
+            Some(_) => assert_eq!(status, StatusCode::FORBIDDEN),
+            // Without a token it is a new, unconfirmed logout request: the form again.
+            None => assert!(html.contains("name=\"csrf\""), "{html}"),
+        }
+        assert!(
+            cookies.iter().all(|c| c != "kube_idp_session"),
+            "{cookies:?}"
+        );
+        let still = browser.open(&authorize_url(&idp, "app", APP, &[])).await;
+        assert!(
+            query_param(still.location(), "code").is_some(),
+            "still signed in: {still:?}"
+        );
+    }
 }

@@ -3,45 +3,19 @@
 
 mod support;
 
-use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
-};
+use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{
-    reqwest, AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl,
-    Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+    AccessTokenHash, AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    TokenResponse,
 };
 use support::browser::{query_param, Browser, Step};
 use support::idp::TestIdp;
 use support::manifests::{ADMIN_PASSWORD, HARBOR_CALLBACK};
-
-fn rp_http() -> reqwest::Client {
-    reqwest::ClientBuilder::new()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("HTTP client")
-}
+use support::rp::{self, RpClient};
 
 async fn discover(idp: &TestIdp, id: &str, secret: Option<&str>, redirect: &str) -> RpClient {
-    let issuer = IssuerUrl::new(idp.issuer.clone()).expect("issuer URL");
-    let metadata = CoreProviderMetadata::discover_async(issuer, &rp_http())
-        .await
-        .expect("discovery document is valid");
-    CoreClient::from_provider_metadata(
-        metadata,
-        ClientId::new(id.into()),
-        secret.map(|s| ClientSecret::new(s.into())),
-    )
-    .set_redirect_uri(RedirectUrl::new(redirect.into()).expect("redirect URL"))
+    rp::discover(&idp.issuer, id, secret, redirect).await
 }
-
-type RpClient = openidconnect::core::CoreClient<
-    openidconnect::EndpointSet,
-    openidconnect::EndpointNotSet,
-    openidconnect::EndpointNotSet,
-    openidconnect::EndpointNotSet,
-    openidconnect::EndpointMaybeSet,
-    openidconnect::EndpointMaybeSet,
->;
 
 #[tokio::test]
 async fn harbor_signs_in_with_openidconnect_then_single_sign_on_skips_the_login_form() {
@@ -49,16 +23,8 @@ async fn harbor_signs_in_with_openidconnect_then_single_sign_on_skips_the_login_
     let client = discover(&idp, "harbor", Some("password123"), HARBOR_CALLBACK).await;
     let browser = Browser::new();
 
-    let (url, state, nonce) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .add_scope(Scope::new("email".into()))
-        .add_scope(Scope::new("profile".into()))
-        .url();
-    let form = browser.open(url.as_str()).await;
+    let rp::Authorization { url, state, nonce } = rp::authorization(&client, &["email", "profile"]);
+    let form = browser.open(&url).await;
     assert!(matches!(form, Step::Login { status: 200, .. }), "{form:?}");
     let back = browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD).await;
     let Step::Redirect {
@@ -79,18 +45,10 @@ async fn harbor_signs_in_with_openidconnect_then_single_sign_on_skips_the_login_
     );
     let code = query_param(location, "code").expect("a code");
 
-    // client_secret_basic is the openidconnect crate's default.
-    let tokens = client
-        .exchange_code(AuthorizationCode::new(code))
-        .expect("token endpoint known")
-        .request_async(&rp_http())
-        .await
-        .expect("the code is exchanged");
+    // client_secret_basic, as rp::discover sets.
+    let (tokens, claims) = rp::redeem(&client, code, &nonce).await;
     let id_token = tokens.id_token().expect("an ID token");
     let verifier = client.id_token_verifier();
-    let claims = id_token
-        .claims(&verifier, &nonce)
-        .expect("signature, iss, aud, nonce verify");
     assert_eq!(claims.subject().as_str(), "admin");
     assert_eq!(claims.issuer().as_str(), idp.issuer);
     assert_eq!(claims.audiences()[0].as_str(), "harbor");
@@ -115,12 +73,7 @@ async fn harbor_signs_in_with_openidconnect_then_single_sign_on_skips_the_login_
         "a confidential client gets a refresh token"
     );
 
-    let userinfo: CoreUserInfoClaims = client
-        .user_info(tokens.access_token().clone(), None)
-        .expect("userinfo endpoint known")
-        .request_async(&rp_http())
-        .await
-        .expect("userinfo answers");
+    let userinfo = rp::userinfo(&client, tokens.access_token()).await;
     assert_eq!(userinfo.subject(), claims.subject());
     assert_eq!(
         userinfo.email().map(|e| e.as_str()),
@@ -128,14 +81,8 @@ async fn harbor_signs_in_with_openidconnect_then_single_sign_on_skips_the_login_
     );
 
     // Single sign-on: the same browser gets a code straight away.
-    let (again, _, _) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .url();
-    let step = browser.open(again.as_str()).await;
+    let again = rp::authorization(&client, &[]);
+    let step = browser.open(&again.url).await;
     let Step::Redirect {
         status: 302,
         location,
@@ -156,24 +103,12 @@ async fn groups_and_display_name_reach_the_id_token() {
         "http://127.0.0.1:5556/callback",
     )
     .await;
-    let (url, _, nonce) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .add_scope(Scope::new("profile".into()))
-        .url();
+    let request = rp::authorization(&client, &["profile"]);
     let location = Browser::new()
-        .sign_in(&idp, url.as_str(), "admin", ADMIN_PASSWORD)
+        .sign_in(&idp, &request.url, "admin", ADMIN_PASSWORD)
         .await;
     let code = query_param(&location, "code").expect("a code");
-    let tokens = client
-        .exchange_code(AuthorizationCode::new(code))
-        .expect("token endpoint")
-        .request_async(&rp_http())
-        .await
-        .expect("exchange");
+    let (tokens, _) = rp::redeem(&client, code, &request.nonce).await;
     let id_token = tokens.id_token().expect("ID token").to_string();
     let payload = id_token.split('.').nth(1).expect("a JWT");
     let claims: serde_json::Value = serde_json::from_slice(
@@ -188,7 +123,6 @@ async fn groups_and_display_name_reach_the_id_token() {
         claims.get("email").is_none(),
         "email scope was not requested"
     );
-    let _ = nonce;
 }
 
 #[tokio::test]
@@ -213,7 +147,7 @@ async fn public_client_signs_in_with_pkce_on_a_loopback_port() {
         .exchange_code(AuthorizationCode::new(code))
         .expect("token endpoint")
         .set_pkce_verifier(verifier)
-        .request_async(&rp_http())
+        .request_async(&rp::http())
         .await
         .expect("PKCE exchange");
     let claims = tokens
@@ -232,24 +166,12 @@ async fn public_client_signs_in_with_pkce_on_a_loopback_port() {
 async fn tokens_issued_before_a_restart_still_verify_after_it() {
     let mut idp = TestIdp::examples().await;
     let client = discover(&idp, "harbor", Some("password123"), HARBOR_CALLBACK).await;
-    let (url, _, nonce) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .url();
+    let request = rp::authorization(&client, &[]);
     let location = Browser::new()
-        .sign_in(&idp, url.as_str(), "admin", ADMIN_PASSWORD)
+        .sign_in(&idp, &request.url, "admin", ADMIN_PASSWORD)
         .await;
-    let tokens = client
-        .exchange_code(AuthorizationCode::new(
-            query_param(&location, "code").unwrap(),
-        ))
-        .unwrap()
-        .request_async(&rp_http())
-        .await
-        .unwrap();
+    let code = query_param(&location, "code").unwrap();
+    let (tokens, _) = rp::redeem(&client, code, &request.nonce).await;
 
     idp.restart().await;
 
@@ -258,16 +180,15 @@ async fn tokens_issued_before_a_restart_still_verify_after_it() {
     let claims = tokens
         .id_token()
         .unwrap()
-        .claims(&fresh.id_token_verifier(), &nonce);
+        .claims(&fresh.id_token_verifier(), &request.nonce);
     assert_eq!(
         claims.expect("old ID token verifies").subject().as_str(),
         "admin"
     );
-    let userinfo: CoreUserInfoClaims = fresh
-        .user_info(tokens.access_token().clone(), None)
-        .unwrap()
-        .request_async(&rp_http())
-        .await
-        .expect("old access token still accepted");
-    assert_eq!(userinfo.subject().as_str(), "admin");
+    let userinfo = rp::userinfo(&fresh, tokens.access_token()).await;
+    assert_eq!(
+        userinfo.subject().as_str(),
+        "admin",
+        "old access token still accepted"
+    );
 }

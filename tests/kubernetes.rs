@@ -4,6 +4,7 @@
 
 #[path = "support/apiserver.rs"]
 mod apiserver;
+mod support;
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,10 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apiserver::{ApiServer, Kind};
-use base64::Engine as _;
 use kube_idp::config::{Config, ServeArgs};
 use kube_idp::server::Running;
+use kube_idp::time::{Clock, ManualClock, SystemClock};
+use openidconnect::{OAuth2TokenResponse, TokenResponse};
 use serde_json::{json, Value};
+use support::browser::{query_param, Browser, Step};
+use support::{eventually, rp};
 
 const NAMESPACE: &str = "kubesphere-system";
 const HARBOR_CALLBACK: &str = "https://harbor.172.31.19.17.nip.io/c/oidc/callback";
@@ -29,6 +33,8 @@ struct Env {
     api: ApiServer,
     idp: Running,
     base: String,
+    /// kube-idp's clock: it starts at the real time and moves only when told to.
+    clock: ManualClock,
     _dir: tempfile::TempDir,
 }
 
@@ -55,12 +61,13 @@ impl Env {
             ..Default::default()
         };
         let config = Config::resolve(args).expect("config");
+        let clock = ManualClock::at(SystemClock.now());
         let idp = kube_idp::server::start_with(
             config,
             Some(listener),
             kube_idp::server::StartOptions {
                 kube_client: Some(client),
-                ..Default::default()
+                clock: Some(Arc::new(clock.clone())),
             },
         )
         .await
@@ -69,6 +76,7 @@ impl Env {
             api,
             idp,
             base,
+            clock,
             _dir: dir,
         }
     }
@@ -93,6 +101,20 @@ impl Env {
     fn user_state(&self, name: &str) -> Option<String> {
         let users = self.idp.provider.registry.users();
         users.get(name).map(|a| a.state.clone())
+    }
+
+    /// `status.state` of the User as the API server stores it.
+    fn stored_state(&self, name: &str) -> Option<String> {
+        let user = self.api.get(Kind::User, "", name)?;
+        user["status"]["state"].as_str().map(str::to_string)
+    }
+
+    /// The patches of `name`'s status subresource received so far.
+    fn status_patches(&self, name: &str) -> Vec<Value> {
+        let patches = self.api.patches().into_iter();
+        let of_status =
+            patches.filter(|p| p.name == name && p.subresource.as_deref() == Some("status"));
+        of_status.map(|p| p.body).collect()
     }
 
     fn events_about(&self, name: &str, reason: &str) -> usize {
@@ -269,23 +291,51 @@ async fn code_flow(base: &str, secret: &str) -> Value {
     body
 }
 
-fn id_token_claims(tokens: &Value) -> Value {
-    let jwt = tokens["id_token"].as_str().expect("id_token");
-    let payload = jwt.split('.').nth(1).expect("JWT payload");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64");
-    serde_json::from_slice(&bytes).expect("claims")
-}
-
 #[tokio::test]
 async fn harbor_secret_in_the_cluster_completes_the_code_flow() {
     let env = Env::ready(vec![harbor("password123"), admin()]).await;
-    let tokens = code_flow(&env.base, "password123").await;
-    let claims = id_token_claims(&tokens);
-    assert_eq!(claims["sub"], "admin");
-    assert_eq!(claims["aud"], json!("harbor"));
-    assert_eq!(claims["iss"], json!(env.base));
+    let harbor = rp::discover(&env.base, "harbor", Some("password123"), HARBOR_CALLBACK).await;
+    let request = rp::authorization(&harbor, &["email", "profile", "offline_access"]);
+    let browser = Browser::new();
+    let form = browser.open(&request.url).await;
+    assert!(matches!(form, Step::Login { status: 200, .. }), "{form:?}");
+    let back = browser
+        .log_in_at(&env.base, &form, "admin", ADMIN_PASSWORD)
+        .await;
+    let location = back.location();
+    assert!(location.starts_with(HARBOR_CALLBACK), "{location}");
+    let state = query_param(location, "state");
+    assert_eq!(state.as_deref(), Some(request.state.secret().as_str()));
+    assert_eq!(
+        query_param(location, "iss").as_deref(),
+        Some(env.base.as_str())
+    );
+    let code = query_param(location, "code").expect("a code");
+
+    // client_secret_basic; the ID token's signature, iss, aud and nonce are verified.
+    let (tokens, claims) = rp::redeem(&harbor, code, &request.nonce).await;
+    assert_eq!(claims.subject().as_str(), "admin");
+    assert_eq!(claims.issuer().as_str(), env.base);
+    let audiences: Vec<&str> = claims.audiences().iter().map(|a| a.as_str()).collect();
+    assert_eq!(audiences, ["harbor"]);
+    assert_eq!(
+        claims.email().map(|e| e.as_str()),
+        Some("admin@kubesphere.io")
+    );
+    assert!(tokens.id_token().is_some() && tokens.refresh_token().is_some());
+    let scopes: Vec<&str> = tokens
+        .scopes()
+        .expect("granted scopes")
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(
+        scopes,
+        ["openid", "email", "profile"],
+        "offline_access dropped"
+    );
+    let userinfo = rp::userinfo(&harbor, tokens.access_token()).await;
+    assert_eq!(userinfo.subject(), claims.subject());
     env.stop().await;
 }
 
@@ -463,6 +513,165 @@ async fn disabled_user_cannot_log_in() {
 }
 
 #[tokio::test]
+async fn disabled_users_refresh_token_is_refused() {
+    let env = Env::ready(vec![harbor("password123"), admin()]).await;
+    let tokens = code_flow(&env.base, "password123").await;
+    let refresh = tokens["refresh_token"].as_str().expect("refresh_token");
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    let (status, body) = token(&env.base, "password123", &form).await;
+    assert_eq!(
+        status, 200,
+        "the refresh token works while the user is Active: {body}"
+    );
+    let refresh = body["refresh_token"]
+        .as_str()
+        .expect("rotated refresh_token");
+    env.api.apply(user("admin", ADMIN_HASH, "Disabled"));
+    wait_for("the disabled state", || {
+        env.user_state("admin").as_deref() == Some("Disabled")
+    })
+    .await;
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    let (status, body) = token(&env.base, "password123", &form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn deleted_users_browser_session_no_longer_signs_in() {
+    let env = Env::ready(vec![harbor("password123"), admin()]).await;
+    let browser = Browser::new();
+    let form = browser.open(&authorize_url(&env.base)).await;
+    let back = browser
+        .log_in_at(&env.base, &form, "admin", ADMIN_PASSWORD)
+        .await;
+    assert!(query_param(back.location(), "code").is_some(), "{back:?}");
+    let again = browser.open(&authorize_url(&env.base)).await;
+    assert!(
+        query_param(again.location(), "code").is_some(),
+        "the session signs in without the form"
+    );
+    assert!(env.api.delete(Kind::User, "", "admin"));
+    wait_for("the user to go", || env.user_state("admin").is_none()).await;
+    let after = browser.open(&authorize_url(&env.base)).await;
+    assert!(
+        matches!(after, Step::Login { status: 200, .. }),
+        "the session of a deleted user is refused: {after:?}"
+    );
+    env.stop().await;
+}
+
+/// Ten failed logins for `name` in one browser; the form shown after the last.
+async fn fail_ten_logins(env: &Env, browser: &Browser, name: &str) -> Step {
+    let mut form = browser.open(&authorize_url(&env.base)).await;
+    for _ in 0..10 {
+        form = browser.log_in_at(&env.base, &form, name, "wrong").await;
+        assert!(matches!(form, Step::Login { status: 401, .. }), "{form:?}");
+    }
+    form
+}
+
+#[tokio::test]
+async fn ten_failed_logins_set_the_user_to_auth_limit_exceeded_until_the_lock_ends() {
+    let env = Env::ready(vec![harbor("password123"), admin()]).await;
+    let browser = Browser::new();
+    let form = fail_ten_logins(&env, &browser, "admin").await;
+
+    let patch = eventually("the status patch", DEADLINE, || async {
+        env.status_patches("admin").into_iter().next()
+    })
+    .await;
+    let status = &patch["status"];
+    assert_eq!(status["state"], "AuthLimitExceeded");
+    let reason = status["reason"].as_str().expect("a reason");
+    assert!(reason.contains("failed sign-in attempts"), "{reason}");
+    let since = status["lastTransitionTime"].as_str().expect("a time");
+    assert_eq!(kube_idp::time::parse_rfc3339(since), Some(env.clock.now()));
+    assert!(
+        patch["metadata"]["resourceVersion"].is_string(),
+        "the patch names the version it was decided on"
+    );
+    let stored = env.api.get(Kind::User, "", "admin").expect("admin");
+    assert_eq!(stored["status"]["state"], "AuthLimitExceeded");
+    assert_eq!(
+        stored["spec"]["password"], ADMIN_HASH,
+        "only the status changed"
+    );
+    wait_for("the locked state in kube-idp", || {
+        env.user_state("admin").as_deref() == Some("AuthLimitExceeded")
+    })
+    .await;
+
+    // The right password does not sign in while locked, in this browser or another.
+    let refused = browser
+        .log_in_at(&env.base, &form, "admin", ADMIN_PASSWORD)
+        .await;
+    let Step::Login { html, .. } = &refused else {
+        panic!("expected the login form again: {refused:?}")
+    };
+    assert!(html.contains("Too many failed sign-in attempts"), "{html}");
+    assert!(sign_in(&http(), &env.base, "admin", ADMIN_PASSWORD)
+        .await
+        .is_err());
+
+    // KubeSphere's rule: the lock ends the lock period after lastTransitionTime.
+    env.clock.advance(601);
+    wait_for("the User to be Active again", || {
+        env.stored_state("admin").as_deref() == Some("Active")
+    })
+    .await;
+    let unlock = env.status_patches("admin").pop().expect("the unlock patch");
+    assert_eq!(unlock["status"]["state"], "Active");
+    let since = unlock["status"]["lastTransitionTime"]
+        .as_str()
+        .expect("a time");
+    assert_eq!(kube_idp::time::parse_rfc3339(since), Some(env.clock.now()));
+    wait_for("the active state in kube-idp", || {
+        env.user_state("admin").as_deref() == Some("Active")
+    })
+    .await;
+    sign_in(&http(), &env.base, "admin", ADMIN_PASSWORD)
+        .await
+        .expect("a code once the lock is over");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn user_locked_longer_ago_than_the_lock_period_is_set_back_to_active() {
+    let mut locked = user("admin", ADMIN_HASH, "AuthLimitExceeded");
+    let eleven_minutes_ago = kube_idp::time::rfc3339(SystemClock.now() - 660);
+    locked["status"]["lastTransitionTime"] = json!(eleven_minutes_ago);
+    locked["status"]["reason"] = json!("locked by KubeSphere");
+    let mut still_locked = user("recent", ADMIN_HASH, "AuthLimitExceeded");
+    let a_minute_ago = kube_idp::time::rfc3339(SystemClock.now() - 60);
+    still_locked["status"]["lastTransitionTime"] = json!(a_minute_ago);
+    let env = Env::ready(vec![harbor("password123"), locked, still_locked]).await;
+    wait_for("the User to be Active again", || {
+        env.stored_state("admin").as_deref() == Some("Active")
+    })
+    .await;
+    let stored = env.api.get(Kind::User, "", "admin").expect("admin");
+    assert!(stored["status"].get("reason").is_none(), "{stored}");
+    wait_for("the active state in kube-idp", || {
+        env.user_state("admin").as_deref() == Some("Active")
+    })
+    .await;
+    code_flow(&env.base, "password123").await;
+    assert_eq!(
+        env.stored_state("recent").as_deref(),
+        Some("AuthLimitExceeded")
+    );
+    assert!(
+        env.status_patches("recent").is_empty(),
+        "its lock has not ended"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
 async fn deleted_users_refresh_token_is_refused() {
     let env = Env::ready(vec![harbor("password123"), admin()]).await;
     let tokens = code_flow(&env.base, "password123").await;
@@ -608,26 +817,149 @@ async fn restart_with_410_gone_resyncs_without_serving_an_empty_set() {
     env.stop().await;
 }
 
+/// Tells whoever runs the tests that a test did not run. Written to the process's stderr
+/// handle, which the test harness does not capture (it captures `eprintln!`), so the line
+/// shows in `cargo test` output even though the test passes.
+fn skip_notice(test: &str, why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "note: {test} skipped: {why}");
+}
+
 #[tokio::test]
 async fn real_cluster_syncs_when_kubeconfig_is_set() {
     if std::env::var_os("KUBECONFIG").is_none() {
-        eprintln!("skipped: KUBECONFIG is not set, so there is no real cluster to test against");
+        skip_notice(
+            "real_cluster_syncs_when_kubeconfig_is_set",
+            "KUBECONFIG is not set, so there is no real cluster to test against",
+        );
         return;
     }
+    init_logs();
+    let client = kube_idp::sources::kube::default_client()
+        .await
+        .expect("a Kubernetes client from KUBECONFIG");
+    sign_in_page_appears_for_a_client_secret_created_in_a_new_namespace(client).await;
+}
+
+#[tokio::test]
+async fn real_cluster_check_passes_against_the_double() {
+    init_logs();
+    let api = ApiServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let client = kube_idp::sources::kube::client_from_kubeconfig(&kubeconfig)
+        .await
+        .expect("kube client from the double's kubeconfig");
+    let namespace =
+        sign_in_page_appears_for_a_client_secret_created_in_a_new_namespace(client).await;
+    assert!(api.namespaces().is_empty(), "{namespace} is deleted again");
+    assert!(api
+        .get(Kind::Secret, &namespace, "oauthclient-kube-idp-e2e")
+        .is_none());
+    api.stop().await;
+}
+
+/// The real-cluster check: creates a namespace `kube-idp-e2e-<random>` and in it an
+/// oauthclient Secret, starts kube-idp in `--kubernetes` mode for that namespace, expects the
+/// sign-in page for the client, then deletes the Secret and the namespace (with whatever
+/// kube-idp kept there), whether or not the check passed. Returns the namespace.
+async fn sign_in_page_appears_for_a_client_secret_created_in_a_new_namespace(
+    client: kube::Client,
+) -> String {
+    use futures::FutureExt as _;
+    use k8s_openapi::api::core::v1::{Namespace, Secret};
+    use kube::api::{DeleteParams, PostParams};
+
+    let suffix = kube_idp::secret::random_token(6)
+        .to_lowercase()
+        .replace(['-', '_'], "x");
+    let name = format!("kube-idp-e2e-{suffix}");
+    let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
+    let namespace: Namespace =
+        serde_json::from_value(json!({ "metadata": { "name": name } })).expect("namespace");
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create the test namespace");
+    let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), &name);
+    let mut secret = client_secret("oauthclient-kube-idp-e2e", &e2e_client_configuration());
+    secret["metadata"]["namespace"] = json!(name);
+    let secret: Secret = serde_json::from_value(secret).expect("client Secret");
+    let created = secrets.create(&PostParams::default(), &secret).await;
+
+    let outcome = if created.is_ok() {
+        let check = sign_in_page_appears(client.clone(), &name);
+        std::panic::AssertUnwindSafe(check).catch_unwind().await
+    } else {
+        Ok(())
+    };
+
+    let secret_deleted = match &created {
+        Ok(_) => secrets
+            .delete("oauthclient-kube-idp-e2e", &DeleteParams::default())
+            .await
+            .map(drop),
+        Err(_) => Ok(()),
+    };
+    let namespace_deleted = namespaces.delete(&name, &DeleteParams::default()).await;
+    created.expect("create the client Secret");
+    secret_deleted.expect("delete the client Secret");
+    namespace_deleted.expect("delete the test namespace");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    name
+}
+
+/// The client the real-cluster check registers.
+fn e2e_client_configuration() -> String {
+    format!(
+        "name: kube-idp-e2e\nsecret: e2e-secret\ngrantMethod: auto\n\
+         redirectURIs:\n- {HARBOR_CALLBACK}\n"
+    )
+}
+
+/// Starts kube-idp for the client Secrets of `namespace` and waits for the sign-in page of
+/// the client `kube-idp-e2e`.
+async fn sign_in_page_appears(client: kube::Client, namespace: &str) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
     let args = ServeArgs {
-        issuer: Some(format!("http://{}", listener.local_addr().expect("addr"))),
+        issuer: Some(base.clone()),
         kubernetes: Some(true),
+        namespace: Some(namespace.to_string()),
         ..Default::default()
     };
     let config = Config::resolve(args).expect("config");
-    let idp = kube_idp::server::start(config, Some(listener))
+    let options = kube_idp::server::StartOptions {
+        kube_client: Some(client),
+        ..Default::default()
+    };
+    let idp = kube_idp::server::start_with(config, Some(listener), options)
         .await
-        .expect("start");
+        .expect("start kube-idp");
     let registry = idp.provider.registry.clone();
-    wait_for("the first sync with the real cluster", || {
-        registry.is_ready()
+    wait_for("the first sync with the cluster", || registry.is_ready()).await;
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "kube-idp-e2e")
+        .append_pair("redirect_uri", HARBOR_CALLBACK)
+        .append_pair("scope", "openid")
+        .append_pair("state", "e2e")
+        .finish();
+    let url = format!("{base}/oauth/authorize?{query}");
+    let page = eventually("the sign-in page for the new client", DEADLINE, || async {
+        match Browser::new().open(&url).await {
+            Step::Login {
+                status: 200, html, ..
+            } => Some(html),
+            _ => None,
+        }
     })
     .await;
+    assert!(
+        page.contains("name=\"password\""),
+        "a real sign-in form: {page}"
+    );
     idp.stop().await;
 }

@@ -296,3 +296,140 @@ async fn unsupported_grant_type_and_missing_grant_type_are_rfc_errors() {
         (StatusCode::BAD_REQUEST, Some("invalid_request"))
     );
 }
+
+/// Signs in once as admin at harbor, then takes `n` codes from the session (single sign-on).
+async fn harbor_codes(idp: &TestIdp, n: usize) -> Vec<String> {
+    let browser = Browser::new();
+    let url = authorize_url(idp, "harbor", HARBOR_CALLBACK, &[]);
+    let first = browser.sign_in(idp, &url, "admin", ADMIN_PASSWORD).await;
+    let mut codes = vec![query_param(&first, "code").expect("a code")];
+    while codes.len() < n {
+        let step = browser.open(&url).await;
+        codes.push(query_param(step.location(), "code").expect("a code"));
+    }
+    codes
+}
+
+#[tokio::test]
+async fn code_expires_sixty_seconds_after_it_is_issued() {
+    let idp = TestIdp::examples().await;
+    let codes = harbor_codes(&idp, 2).await;
+    let creds = Some(("harbor", "password123"));
+    idp.clock.advance(59);
+    let (status, body, _) = redeem(&idp, &code_form(&codes[0]), creds).await;
+    assert_eq!(status, StatusCode::OK, "59 s old: {body}");
+    idp.clock.advance(2);
+    let (status, body, _) = redeem(&idp, &code_form(&codes[1]), creds).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "61 s old"
+    );
+}
+
+#[tokio::test]
+async fn codes_carry_at_least_128_random_bits_and_never_repeat() {
+    use base64::Engine as _;
+    let idp = TestIdp::examples().await;
+    let codes = harbor_codes(&idp, 100).await;
+    for code in &codes {
+        assert!(
+            code.len() >= 22,
+            "{code} is shorter than 128 bits in base64url"
+        );
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(code);
+        let bytes = bytes.unwrap_or_else(|e| panic!("{code} is not base64url: {e}"));
+        assert!(bytes.len() >= 16, "{code} decodes to {} bytes", bytes.len());
+    }
+    let distinct: std::collections::HashSet<&String> = codes.iter().collect();
+    assert_eq!(distinct.len(), 100);
+}
+
+#[tokio::test]
+async fn failed_client_authentication_is_401_and_not_cached() {
+    let idp = TestIdp::examples().await;
+    let (status, body, headers) = redeem(&idp, &code_form("x"), Some(("harbor", "wrong"))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    assert_eq!(headers["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn challenge_sent_at_authorize_without_a_verifier_at_token_is_invalid_grant() {
+    let idp = TestIdp::examples().await;
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let pkce = [
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ];
+    let url = authorize_url(&idp, "harbor", HARBOR_CALLBACK, &pkce);
+    let location = Browser::new()
+        .sign_in(&idp, &url, "admin", ADMIN_PASSWORD)
+        .await;
+    let code = query_param(&location, "code").expect("a code");
+    let creds = Some(("harbor", "password123"));
+    let (status, body, _) = redeem(&idp, &code_form(&code), creds).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "a confidential client's secret does not replace the verifier"
+    );
+}
+
+#[tokio::test]
+async fn public_client_gets_no_refresh_grace_window() {
+    let idp = TestIdp::examples().await;
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let extra = [
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+        ("scope", "openid offline_access"),
+    ];
+    let url = authorize_url(&idp, "kubelogin", "http://localhost:8000", &extra);
+    let location = Browser::new()
+        .sign_in(&idp, &url, "admin", ADMIN_PASSWORD)
+        .await;
+    let code = query_param(&location, "code").expect("a code");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", "http://localhost:8000"),
+        ("client_id", "kubelogin"),
+        ("code_verifier", verifier),
+    ];
+    let (status, tokens, _) = redeem(&idp, &form, None).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let refresh = |token: String| {
+        let idp = &idp;
+        async move {
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.as_str()),
+                ("client_id", "kubelogin"),
+            ];
+            redeem(idp, &form, None).await
+        }
+    };
+    let old = tokens["refresh_token"]
+        .as_str()
+        .expect("offline_access")
+        .to_string();
+    let (status, rotated, _) = refresh(old.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new = rotated["refresh_token"].as_str().unwrap().to_string();
+    // At once, well inside a confidential client's ten-second window.
+    let (status, body, _) = refresh(old).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (status, _, _) = refresh(new).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the replay revoked the family"
+    );
+}

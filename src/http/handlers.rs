@@ -33,8 +33,22 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().body("ok")
 }
 
+pub async fn metrics(state: Data) -> HttpResponse {
+    let registry = &state.provider.registry;
+    let text = state
+        .metrics
+        .render(registry.clients().len(), registry.users().len());
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ))
+        .body(text)
+}
+
 pub async fn readyz(state: Data) -> HttpResponse {
-    if state.provider.registry.is_ready() {
+    let keys_loaded = !state.provider.keys.current().is_empty();
+    if state.provider.registry.is_ready() && keys_loaded {
         HttpResponse::Ok().body("ready")
     } else {
         HttpResponse::ServiceUnavailable().body("not ready: clients and users not loaded yet")
@@ -68,6 +82,16 @@ pub async fn login(state: Data, req: HttpRequest, body: web::Bytes) -> HttpRespo
             message: e.to_string(),
         },
     };
+    match &interaction {
+        Interaction::Redirect {
+            session: Some(_), ..
+        }
+        | Interaction::Consent {
+            session: Some(_), ..
+        } => state.metrics.login(true),
+        Interaction::Login(_) => state.metrics.login(false),
+        _ => {}
+    }
     respond(&state, &browser, interaction, true)
 }
 
@@ -144,6 +168,9 @@ pub async fn token(
         .provider
         .token(&params, authorization, peer(&state, &req))
         .await?;
+    state
+        .metrics
+        .token_issued(grant_label(params.get("grant_type")));
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
@@ -162,7 +189,16 @@ pub async fn userinfo(
         .json(claims))
 }
 
-/// RFC 6750 §2: the token in the `Authorization` header, or in a form body; never both.
+/// The metrics label of a grant type that succeeded: a closed set.
+fn grant_label(grant_type: Option<&str>) -> &'static str {
+    match grant_type {
+        Some("authorization_code" | "code") => "authorization_code",
+        Some("refresh_token") => "refresh_token",
+        Some("password") => "password",
+        _ => "other",
+    }
+}
+
 /// RFC 6750 §2: the token in the `Authorization` header, or in a POSTed form body; never
 /// both. A request without a bearer token gets a bare challenge (§3.1).
 fn bearer_token(req: &HttpRequest, body: &[u8]) -> Result<String, OAuthError> {

@@ -1,5 +1,5 @@
 //! Cross-cutting response behaviour: a request id in a span and a response header, an access
-//! log line without query strings, and security headers on every response.
+//! log line without query strings, request metrics, and security headers on every response.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -20,8 +20,16 @@ pub async fn request_id(
     let id = crate::secret::random_token(9);
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let started = std::time::Instant::now();
+    let metrics = req
+        .app_data::<actix_web::web::Data<super::AppState>>()
+        .map(|state| state.metrics.clone());
     let mut response = next.call(req).instrument(span.clone()).await?;
     let status = response.status().as_u16();
+    if let Some(metrics) = metrics {
+        let endpoint = response.request().match_pattern();
+        let endpoint = endpoint.as_deref().unwrap_or("unmatched");
+        metrics.request(endpoint, status, started.elapsed());
+    }
     span.in_scope(|| {
         tracing::info!(
             status,

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use actix_web::web::{self, resource};
 use ipnet::IpNet;
 
+use crate::metrics::SharedMetrics;
 use crate::oidc::{
     Provider, AUTHORIZE_PATH, CONSENT_PATH, DISCOVERY_PATH, INTROSPECT_PATH, JWKS_PATH, LOGIN_PATH,
     LOGOUT_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
@@ -35,13 +36,17 @@ pub struct AppState {
     pub browser_cookie: &'static str,
     /// Proxies whose `X-Forwarded-For` names the client's address.
     pub trusted_proxies: Vec<IpNet>,
+    /// What `/metrics` exports.
+    pub metrics: SharedMetrics,
+    /// Whether `/metrics` is served with the endpoints (or on a listener of its own).
+    pub metrics_here: bool,
 }
 
 impl AppState {
     /// State for `provider`, deriving the route prefix and cookie security from the issuer.
     /// Under an https issuer without a path the cookies carry the `__Host-` prefix, so no
     /// sibling domain can plant them.
-    pub fn new(provider: Provider, trusted_proxies: Vec<IpNet>) -> Self {
+    pub fn new(provider: Provider, trusted_proxies: Vec<IpNet>, metrics: SharedMetrics) -> Self {
         let issuer = url::Url::parse(&provider.settings.issuer).ok();
         let base = issuer
             .as_ref()
@@ -64,6 +69,8 @@ impl AppState {
                 "kube_idp_browser"
             },
             trusted_proxies,
+            metrics,
+            metrics_here: true,
         }
     }
 }
@@ -98,6 +105,7 @@ pub fn client_address(
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         let base = state.base.clone();
+        let state_metrics_here = state.metrics_here;
         cfg.app_data(web::Data::new(state))
             .app_data(web::PayloadConfig::new(MAX_FORM_BYTES))
             .service(
@@ -126,8 +134,21 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .service(resource(INTROSPECT_PATH).post(handlers::introspect))
                     .service(resource("/oauth/static/style.css").get(handlers::style))
                     .service(resource("/healthz").get(handlers::healthz))
-                    .service(resource("/readyz").get(handlers::readyz)),
+                    .service(resource("/readyz").get(handlers::readyz))
+                    .configure(|cfg| {
+                        if state_metrics_here {
+                            cfg.service(resource("/metrics").get(handlers::metrics));
+                        }
+                    }),
             );
+    }
+}
+
+/// Registers `/metrics` alone, for a listener of its own.
+pub fn configure_metrics(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(state))
+            .service(resource("/metrics").get(handlers::metrics));
     }
 }
 

@@ -218,6 +218,108 @@ mod tests {
         assert_eq!(a.password.unwrap().as_str(), HASH);
     }
 
+    /// `kubectl get user admin -o yaml` on a KubeSphere cluster, with fields kube-idp does not
+    /// know added in spec and status.
+    const KUBESPHERE_DUMP: &str = r#"
+apiVersion: iam.kubesphere.io/v1beta1
+kind: User
+metadata:
+  annotations:
+    iam.kubesphere.io/globalrole: platform-admin
+    iam.kubesphere.io/password-encrypted: "true"
+    iam.kubesphere.io/last-password-change-time: "2024-05-01T10:00:00Z"
+    kubectl.kubernetes.io/last-applied-configuration: |
+      {"apiVersion":"iam.kubesphere.io/v1beta1","kind":"User","metadata":{"name":"admin"}}
+  creationTimestamp: "2024-05-01T09:58:12Z"
+  finalizers:
+  - finalizers.kubesphere.io/users
+  generation: 3
+  labels:
+    iam.kubesphere.io/identify-provider: ""
+  managedFields:
+  - apiVersion: iam.kubesphere.io/v1beta1
+    fieldsType: FieldsV1
+    fieldsV1:
+      f:metadata:
+        f:annotations:
+          .: {}
+          f:iam.kubesphere.io/globalrole: {}
+        f:finalizers:
+          .: {}
+          v:"finalizers.kubesphere.io/users": {}
+      f:spec:
+        .: {}
+        f:email: {}
+        f:password: {}
+    manager: ks-controller-manager
+    operation: Update
+    time: "2024-05-01T10:00:00Z"
+  - apiVersion: iam.kubesphere.io/v1beta1
+    fieldsType: FieldsV1
+    fieldsV1:
+      f:status:
+        .: {}
+        f:lastLoginTime: {}
+        f:lastTransitionTime: {}
+        f:state: {}
+    manager: ks-apiserver
+    operation: Update
+    subresource: status
+    time: "2024-05-02T08:30:00Z"
+  name: admin
+  resourceVersion: "123456"
+  uid: 4a8f6a0e-5c2e-4b59-9a3e-1f0c2d3e4f5a
+spec:
+  description: The platform administrator
+  displayName: Platform Admin
+  email: admin@kubesphere.io
+  groups:
+  - platform-admins
+  lang: zh
+  password: $2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy
+  preferredTheme: dark
+status:
+  lastLoginTime: "2024-05-02T08:30:00Z"
+  lastTransitionTime: "2024-05-01T10:00:00Z"
+  reason: ""
+  state: Active
+  loginFailures: 0
+"#;
+
+    #[test]
+    fn kubesphere_user_dump_with_metadata_and_unknown_fields_is_read() {
+        // The Kubernetes source reads JSON, the directory source YAML: both must accept it.
+        let value: serde_json::Value = serde_yaml::from_str(KUBESPHERE_DUMP).unwrap();
+        let from_json: User = serde_json::from_value(value).unwrap();
+        for u in [user(KUBESPHERE_DUMP), from_json] {
+            let a = account_from_user(&u).unwrap();
+            assert_eq!(a.username, "admin");
+            assert_eq!(a.email.as_deref(), Some("admin@kubesphere.io"));
+            assert_eq!(a.name(), "Platform Admin");
+            assert_eq!(a.lang.as_deref(), Some("zh"));
+            assert_eq!(a.groups, ["platform-admins"]);
+            assert_eq!(a.password.as_ref().map(PasswordHash::as_str), Some(HASH));
+            assert_eq!(a.state, STATE_ACTIVE);
+            assert!(a.is_active());
+            assert_eq!(
+                a.origin.created,
+                Some(1_714_557_492),
+                "2024-05-01T09:58:12Z"
+            );
+            assert_eq!(
+                a.origin.uid.as_deref(),
+                Some("4a8f6a0e-5c2e-4b59-9a3e-1f0c2d3e4f5a")
+            );
+            let status = u.status.as_ref().unwrap();
+            let time = |t: &Option<String>| t.as_deref().and_then(crate::time::parse_rfc3339);
+            assert_eq!(time(&status.last_login_time), Some(1_714_638_600));
+            assert_eq!(time(&status.last_transition_time), Some(1_714_557_600));
+            assert_eq!(u.metadata.finalizers.as_deref().unwrap().len(), 1);
+            assert_eq!(u.metadata.managed_fields.as_ref().unwrap().len(), 2);
+            assert_eq!(u.metadata.annotations.as_ref().unwrap().len(), 4);
+        }
+    }
+
     #[test]
     fn user_without_status_is_active() {
         let u = user(

@@ -49,6 +49,10 @@ pub struct AuthorizationRequest {
     pub max_age: Option<i64>,
     /// `login_hint`, to prefill the login form.
     pub login_hint: Option<String>,
+    /// The `sub` of a verified `id_token_hint`: a session of another user does not answer
+    /// this request (OIDC Core §3.1.2.1). Set by the provider, which holds the keys.
+    #[serde(default)]
+    pub hinted_subject: Option<String>,
 }
 
 /// Why a request was refused.
@@ -98,6 +102,7 @@ pub fn validate(params: &Params, clients: &ClientSet) -> Result<AuthorizationReq
             .get("login_hint")
             .filter(|h| h.len() <= MAX_HINT_LEN)
             .map(str::to_owned),
+        hinted_subject: None,
     })
 }
 
@@ -214,6 +219,8 @@ fn prompt(params: &Params) -> Result<Prompt, OAuthError> {
             "none" => prompt.none = true,
             "login" => prompt.login = true,
             "consent" => prompt.consent = true,
+            // There is one account per browser session: nothing to choose, so it is ignored
+            // (and not advertised in discovery).
             "select_account" => {}
             _ => return Err(OAuthError::invalid_request("prompt has an unknown value")),
         }

@@ -73,7 +73,7 @@ impl Provider {
         if let Some(nonce) = ctx.nonce {
             claims.insert("nonce".into(), json!(nonce));
         }
-        Ok(self.keys.current().sign("JWT", claims)?)
+        Ok(self.keys.current().sign(now, "JWT", claims)?)
     }
 
     /// Signs an access token; returns it with its `jti`.
@@ -99,7 +99,10 @@ impl Provider {
         let Value::Object(claims) = claims else {
             unreachable!("a JSON object literal")
         };
-        Ok((self.keys.current().sign(ACCESS_TOKEN_TYP, claims)?, jti))
+        Ok((
+            self.keys.current().sign(now, ACCESS_TOKEN_TYP, claims)?,
+            jti,
+        ))
     }
 
     /// Userinfo (OIDC Core §5.3): the claims the access token's scopes allow, for a user who

@@ -57,7 +57,9 @@ pub fn document(settings: &Settings) -> Value {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,
-        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        // `select_account` is accepted and ignored (there is no account chooser), so it is
+        // not advertised.
+        "prompt_values_supported": ["none", "login", "consent"],
         "authorization_response_iss_parameter_supported": true,
     })
 }

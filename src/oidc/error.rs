@@ -165,6 +165,12 @@ impl From<crate::store::StoreError> for OAuthError {
 impl From<crate::keys::KeyError> for OAuthError {
     fn from(e: crate::keys::KeyError) -> Self {
         tracing::error!(error = %e, "signing failed");
-        Self::bare(ErrorCode::ServerError)
+        match e {
+            crate::keys::KeyError::NotLoaded | crate::keys::KeyError::Storage(_) => Self::new(
+                ErrorCode::TemporarilyUnavailable,
+                "signing keys are not available yet; try again shortly",
+            ),
+            _ => Self::bare(ErrorCode::ServerError),
+        }
     }
 }

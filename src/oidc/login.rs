@@ -116,7 +116,8 @@ impl Provider {
     /// The authorization endpoint: validates the request, then issues a code to a signed-in
     /// browser or asks for a login.
     pub async fn authorize(&self, params: &Params, browser: &Browser) -> Interaction {
-        let request = match authorize::validate(params, &self.registry.clients()) {
+        let validated = authorize::validate(params, &self.registry.clients());
+        let request = match validated.and_then(|r| self.with_hint(r, params)) {
             Ok(request) => request,
             Err(Rejection::Page(message)) => return Interaction::page(400, message),
             Err(Rejection::Redirect {
@@ -130,6 +131,30 @@ impl Provider {
             Err(error) => {
                 self.error_redirect(&request.redirect_uri, request.state.as_deref(), &error)
             }
+        }
+    }
+
+    /// Adds the subject of a valid `id_token_hint` to a validated request; an invalid hint
+    /// goes back to the client as `invalid_request`. The subject prefills the login form
+    /// unless `login_hint` names someone.
+    fn with_hint(
+        &self,
+        mut request: AuthorizationRequest,
+        params: &Params,
+    ) -> Result<AuthorizationRequest, Rejection> {
+        match self.hinted_subject(params.get("id_token_hint")) {
+            Ok(subject) => {
+                if request.login_hint.is_none() {
+                    request.login_hint.clone_from(&subject);
+                }
+                request.hinted_subject = subject;
+                Ok(request)
+            }
+            Err(error) => Err(Rejection::Redirect {
+                state: request.state.take(),
+                redirect_uri: request.redirect_uri,
+                error,
+            }),
         }
     }
 
@@ -151,8 +176,19 @@ impl Provider {
         }
         let now = self.clock.now();
         let fresh = |s: &Session| request.max_age.is_none_or(|max| now - s.auth_time <= max);
+        // A session of someone other than the hinted user does not answer this request.
+        let hinted = |s: &Session| {
+            let other = request
+                .hinted_subject
+                .as_ref()
+                .is_some_and(|h| *h != s.username);
+            if other {
+                tracing::info!(client_id = %request.client_id, "session is not the id_token_hint's user");
+            }
+            !other
+        };
         match self.session(browser.session.as_deref()).await? {
-            Some((session, _)) if !request.prompt.login && fresh(&session) => {
+            Some((session, _)) if !request.prompt.login && fresh(&session) && hinted(&session) => {
                 self.complete(&request, &session, browser, None).await
             }
             _ if request.prompt.none => Err(OAuthError::bare(ErrorCode::LoginRequired)),

@@ -51,7 +51,7 @@ impl Provider {
         }
         let hint = params
             .get("id_token_hint")
-            .and_then(|t| self.id_token_hint(t));
+            .and_then(|t| self.verified_id_token(t));
         let request = match self.logout_request(params, hint.as_ref()) {
             Ok(request) => request,
             Err(message) => return Interaction::page(400, message),
@@ -72,13 +72,6 @@ impl Provider {
             }
             Some(_) => self.ask_to_confirm(request, browser).await,
         }
-    }
-
-    /// The claims of an ID token this provider signed, expired or not.
-    fn id_token_hint(&self, token: &str) -> Option<serde_json::Map<String, Value>> {
-        let (typ, claims) = self.keys.current().verify(token).ok()?;
-        let ours = claims.get("iss").and_then(Value::as_str) == Some(self.settings.issuer.as_str());
-        (typ.as_deref() == Some("JWT") && ours).then_some(claims)
     }
 
     /// Validates `post_logout_redirect_uri` against the client named by the hint's `aud` or

@@ -13,6 +13,7 @@ mod discovery;
 mod error;
 #[cfg(test)]
 mod fuzz_tests;
+mod hint;
 mod lockout;
 mod login;
 mod logout;

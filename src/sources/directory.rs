@@ -136,13 +136,16 @@ impl DirectorySource {
     }
 
     /// Loads the folder now, then reloads it on every change until the task is dropped.
+    ///
+    /// The watch starts before that load: a change made between the server's first load and
+    /// the watch (a test writes right after start) would otherwise wait for the rescan.
     pub async fn run(self: Arc<Self>) -> Result<(), DirectoryError> {
-        self.clone().reload().await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
         let mut watcher = notify::recommended_watcher(move |_event| {
             let _ = tx.try_send(());
         })?;
         watcher.watch(&self.dir, RecursiveMode::NonRecursive)?;
+        self.clone().reload().await?;
         let mut rescan = tokio::time::interval(RESCAN);
         rescan.tick().await;
         loop {

@@ -3,9 +3,12 @@
 //!
 //! A set is published only after its first complete list, and a failing API server never
 //! clears the registry: the last good set stays in force while the watcher retries with
-//! backoff. Rejected objects are logged and reported as Events by [`events`].
+//! backoff. Rejected objects are logged and reported as Events by [`events`]. Accounts the
+//! provider locks are recorded on their User, and set back to `Active` when the lock period
+//! is over, by [`lockout`].
 
 mod events;
+mod lockout;
 mod passwords;
 mod users;
 
@@ -23,9 +26,13 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use self::events::{Rejection, Reporter};
+use self::lockout::{LockedUsers, Unlocker, UserLockRecorder};
 use self::users::UserBuilder;
+use crate::metrics::SharedMetrics;
 use crate::model::{client_from_secret, ClientError, CLIENT_LABEL_KEY, CLIENT_LABEL_VALUE};
+use crate::oidc::{LockoutListener, LockoutPolicy};
 use crate::registry::{ClientSet, Registry};
+use crate::time::{SharedClock, SystemClock};
 
 /// The name kube-idp reports Events under.
 const CONTROLLER: &str = "kube-idp";
@@ -71,16 +78,51 @@ pub struct KubeSource {
     client: Client,
     namespace: String,
     registry: Arc<Registry>,
+    metrics: SharedMetrics,
+    clock: SharedClock,
+    lock_period: u64,
+    locked: LockedUsers,
 }
 
 impl KubeSource {
     /// A source reading client Secrets from `namespace` through `client`.
-    pub fn new(client: Client, namespace: impl Into<String>, registry: Arc<Registry>) -> Self {
+    pub fn new(
+        client: Client,
+        namespace: impl Into<String>,
+        registry: Arc<Registry>,
+        metrics: SharedMetrics,
+    ) -> Self {
         Self {
             client,
             namespace: namespace.into(),
             registry,
+            metrics,
+            clock: Arc::new(SystemClock),
+            lock_period: LockoutPolicy::default().lock,
+            locked: LockedUsers::default(),
         }
+    }
+
+    /// Uses `clock` (the provider's) for lock times; the system clock otherwise.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How long, in seconds, a User stays `AuthLimitExceeded` after its `lastTransitionTime`
+    /// before it is set back to `Active`: the provider's lock period (by default the
+    /// default [`LockoutPolicy`]'s).
+    pub fn with_lock_period(mut self, seconds: u64) -> Self {
+        self.lock_period = seconds;
+        self
+    }
+
+    /// The listener to register with
+    /// [`Provider::with_lockout_listener`](crate::oidc::Provider::with_lockout_listener):
+    /// it sets the User of a locked account to `AuthLimitExceeded`.
+    pub fn lockout_listener(&self) -> Arc<dyn LockoutListener> {
+        let api = Api::all(self.client.clone());
+        Arc::new(UserLockRecorder::new(api, self.clock.clone()))
     }
 
     /// Watches both resources until the task is dropped.
@@ -96,18 +138,34 @@ impl KubeSource {
         };
         let typed_users = Api::all(self.client.clone());
         let reporter = Reporter::new(recorder);
-        let mut accounts = UserBuilder::new(self.registry.clone(), reporter, typed_users);
+        let mut accounts = UserBuilder::new(self.registry.clone(), reporter, typed_users.clone())
+            .recording_locks(self.locked.clone());
+        let unlocker = Unlocker {
+            api: typed_users,
+            clock: self.clock.clone(),
+            period: self.lock_period,
+            locked: self.locked.clone(),
+        };
         let user_resource = users::resource();
         let users = Api::all_with(self.client.clone(), &user_resource);
         tracing::info!(namespace = %self.namespace, "watching client Secrets and Users");
         let secret_store = reflector::store::Writer::default();
         let user_store = reflector::store::Writer::new(user_resource);
         let user_config = watcher::Config::default();
+        let metrics = &self.metrics;
         tokio::join!(
-            follow("Secret", secrets, secret_config, secret_store, |s| clients
-                .rebuild(s)),
-            follow("User", users, user_config, user_store, |u| accounts
-                .rebuild(u)),
+            follow(
+                "Secret",
+                secrets,
+                secret_config,
+                secret_store,
+                metrics,
+                |s| { clients.rebuild(s) }
+            ),
+            follow("User", users, user_config, user_store, metrics, |u| {
+                accounts.rebuild(u)
+            }),
+            unlocker.run(),
         );
     }
 }
@@ -119,6 +177,7 @@ async fn follow<K>(
     api: Api<K>,
     config: watcher::Config,
     writer: reflector::store::Writer<K>,
+    metrics: &SharedMetrics,
     mut publish: impl FnMut(&[Arc<K>]),
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -134,8 +193,11 @@ async fn follow<K>(
                 publish(&store.state());
             }
             Ok(_) => {}
-            Err(error) => tracing::warn!(kind, %error,
-                "watch failed; keeping the current set and retrying with backoff"),
+            Err(error) => {
+                metrics.watch_restarted(kind);
+                tracing::warn!(kind, %error,
+                    "watch failed; keeping the current set and retrying with backoff");
+            }
         }
     }
     tracing::error!(kind, "watch stream ended; serving the last good set");

@@ -6,6 +6,7 @@
 //! SHA-256 ([`crate::secret::storage_key`]), never the values themselves.
 
 mod memory;
+mod redis;
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
 
 /// Errors from a state store.

@@ -1,7 +1,8 @@
 //! A test double of kube-apiserver on a loopback port: list (paged), watch (chunked,
-//! ADDED/MODIFIED/DELETED/BOOKMARK/ERROR), PATCH of Users and POST of Events, for Secrets in
-//! namespaces and cluster-scoped `users.iam.kubesphere.io/v1beta1`, driven by kube-rs' real
-//! client through a kubeconfig. Controls change objects, fail with 500, refuse connections,
+//! ADDED/MODIFIED/DELETED/BOOKMARK/ERROR), PATCH of Users and of their `status` subresource,
+//! create, replace and delete of Secrets, create and delete of namespaces, and POST of
+//! Events, for Secrets in namespaces and cluster-scoped `users.iam.kubesphere.io/v1beta1`,
+//! driven by kube-rs' real client through a kubeconfig. Controls change objects, fail with 500, refuse connections,
 //! and restart with compacted history so that old resourceVersions get `410 Gone`.
 #![allow(dead_code)]
 
@@ -56,6 +57,8 @@ impl Kind {
 pub struct ReceivedPatch {
     /// The object's name.
     pub name: String,
+    /// `Some("status")` for a patch of the status subresource, `None` for the object.
+    pub subresource: Option<String>,
     /// The request's Content-Type.
     pub content_type: String,
     /// The patch document.
@@ -106,6 +109,7 @@ struct State {
     lists: usize,
     failed: usize,
     event_writes: usize,
+    namespaces: BTreeMap<String, Value>,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -224,6 +228,11 @@ impl ApiServer {
     pub async fn stop(self) {
         self.go_away().await;
         self.ticker.abort();
+    }
+
+    /// The namespaces created through the API (and not deleted since).
+    pub fn namespaces(&self) -> Vec<String> {
+        self.lock().namespaces.keys().cloned().collect()
     }
 
     /// The PATCH requests received for Users.
@@ -524,6 +533,34 @@ async fn handle(req: HttpRequest, body: web::Bytes, state: web::Data<Shared>) ->
         ("GET", ["api", "v1", "namespaces", ns, "secrets"]) => {
             collection(&state, Kind::Secret, Some(ns), &query)
         }
+        ("GET", ["api", "v1", "namespaces", ns, "secrets", name]) => {
+            let key = (Kind::Secret, ns.to_string(), name.to_string());
+            match lock(&state).objects.get(&key) {
+                Some(secret) => HttpResponse::Ok().json(secret),
+                None => status_response(404, "NotFound", "secret not found"),
+            }
+        }
+        ("POST", ["api", "v1", "namespaces"]) => create_namespace(&state, &body),
+        ("DELETE", ["api", "v1", "namespaces", name]) => delete_namespace(&state, name),
+        ("DELETE", ["api", "v1", "namespaces", ns, "secrets", name]) => {
+            let key = (Kind::Secret, ns.to_string(), name.to_string());
+            let mut state = lock(&state);
+            match state.objects.get(&key).cloned() {
+                Some(secret) => HttpResponse::Ok().json(state.commit(
+                    Kind::Secret,
+                    Some(secret.clone()),
+                    secret,
+                    true,
+                )),
+                None => status_response(404, "NotFound", "secret not found"),
+            }
+        }
+        ("POST", ["api", "v1", "namespaces", ns, "secrets"]) => {
+            write_secret(&state, ns, None, &body)
+        }
+        ("PUT", ["api", "v1", "namespaces", ns, "secrets", name]) => {
+            write_secret(&state, ns, Some(name), &body)
+        }
         ("GET", ["apis", "iam.kubesphere.io", "v1beta1", "users"]) => {
             collection(&state, Kind::User, None, &query)
         }
@@ -537,7 +574,10 @@ async fn handle(req: HttpRequest, body: web::Bytes, state: web::Data<Shared>) ->
             }
         }
         ("PATCH", ["apis", "iam.kubesphere.io", "v1beta1", "users", name]) => {
-            patch_user(&state, name, &content_type, &body)
+            patch_user(&state, name, None, &content_type, &body)
+        }
+        ("PATCH", ["apis", "iam.kubesphere.io", "v1beta1", "users", name, "status"]) => {
+            patch_user(&state, name, Some("status"), &content_type, &body)
         }
         ("POST", ["api", "v1", "namespaces", ns, "events"])
         | ("POST", ["apis", "events.k8s.io", "v1", "namespaces", ns, "events"]) => {
@@ -673,14 +713,22 @@ fn replay(state: &State, watch: &Watch, from: u64) {
 }
 
 /// A merge patch (RFC 7386) or JSON patch (RFC 6902) of a User; a `metadata.resourceVersion`
-/// in a merge patch is a precondition, answered `409 Conflict` when stale.
-fn patch_user(state: &Shared, name: &str, content_type: &str, body: &[u8]) -> HttpResponse {
+/// in a merge patch is a precondition, answered `409 Conflict` when stale. Through the
+/// `status` subresource only the status changes, as with a CRD that enables it.
+fn patch_user(
+    state: &Shared,
+    name: &str,
+    subresource: Option<&str>,
+    content_type: &str,
+    body: &[u8],
+) -> HttpResponse {
     let Ok(patch) = serde_json::from_slice::<Value>(body) else {
         return status_response(400, "BadRequest", "the patch is not JSON");
     };
     let mut state = lock(state);
     state.patches.push(ReceivedPatch {
         name: name.to_string(),
+        subresource: subresource.map(str::to_string),
         content_type: content_type.to_string(),
         body: patch.clone(),
     });
@@ -703,6 +751,11 @@ fn patch_user(state: &Shared, name: &str, content_type: &str, body: &[u8]) -> Ht
             }
         }
         other => return status_response(415, "UnsupportedMediaType", other),
+    }
+    if subresource == Some("status") {
+        let status = after["status"].take();
+        after = before.clone();
+        after["status"] = status;
     }
     let stored = state.commit(Kind::User, Some(before), after, false);
     HttpResponse::Ok().json(stored)
@@ -747,6 +800,46 @@ fn json_patch(target: &mut Value, patch: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// Creates a Secret (`name` is `None`: `409 AlreadyExists` when present) or replaces one
+/// (`409 Conflict` when its `resourceVersion` is not the stored one), as the real server does.
+fn write_secret(state: &Shared, namespace: &str, name: Option<&str>, body: &[u8]) -> HttpResponse {
+    let Ok(mut secret) = serde_json::from_slice::<Value>(body) else {
+        return status_response(400, "BadRequest", "the secret is not JSON");
+    };
+    secret["metadata"]["namespace"] = json!(namespace);
+    let Some(secret_name) = secret["metadata"]["name"].as_str().map(str::to_string) else {
+        return status_response(422, "Invalid", "metadata.name is required");
+    };
+    if name.is_some_and(|n| n != secret_name) {
+        return status_response(400, "BadRequest", "the name in the body does not match");
+    }
+    normalise(Kind::Secret, &mut secret);
+    let mut state = lock(state);
+    let key = (Kind::Secret, namespace.to_string(), secret_name);
+    let before = state.objects.get(&key).cloned();
+    match (name, &before) {
+        (None, Some(_)) => return status_response(409, "AlreadyExists", "secret already exists"),
+        (Some(_), None) => return status_response(404, "NotFound", "secret not found"),
+        (Some(_), Some(old)) => {
+            let stored = old["metadata"]["resourceVersion"].as_str();
+            if secret["metadata"]["resourceVersion"].as_str() != stored {
+                return status_response(409, "Conflict", "the object has been modified");
+            }
+        }
+        (None, None) => {}
+    }
+    state.created += 1;
+    let created = state.created;
+    stamp(&mut secret, before.as_ref(), created);
+    let stored = state.commit(Kind::Secret, before, secret, false);
+    let status = if name.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    HttpResponse::build(status).json(stored)
+}
+
 fn create_event(state: &Shared, namespace: &str, body: &[u8]) -> HttpResponse {
     let Ok(mut event) = serde_json::from_slice::<Value>(body) else {
         return status_response(400, "BadRequest", "the event is not JSON");
@@ -777,4 +870,42 @@ fn patch_event(state: &Shared, name: &str, body: &[u8]) -> HttpResponse {
         }
         None => status_response(404, "NotFound", "event not found"),
     }
+}
+
+/// Creates a namespace (`409 AlreadyExists` when present).
+fn create_namespace(state: &Shared, body: &[u8]) -> HttpResponse {
+    let Ok(mut namespace) = serde_json::from_slice::<Value>(body) else {
+        return status_response(400, "BadRequest", "the namespace is not JSON");
+    };
+    let Some(name) = namespace["metadata"]["name"].as_str().map(str::to_string) else {
+        return status_response(422, "Invalid", "metadata.name is required");
+    };
+    let mut state = lock(state);
+    if state.namespaces.contains_key(&name) {
+        return status_response(409, "AlreadyExists", "namespace already exists");
+    }
+    state.rv += 1;
+    namespace["metadata"]["resourceVersion"] = json!(state.rv.to_string());
+    namespace["status"] = json!({ "phase": "Active" });
+    state.namespaces.insert(name, namespace.clone());
+    HttpResponse::Created().json(namespace)
+}
+
+/// Deletes a namespace and every Secret in it (at once: the double has no finalizers).
+fn delete_namespace(state: &Shared, name: &str) -> HttpResponse {
+    let mut state = lock(state);
+    let Some(mut namespace) = state.namespaces.remove(name) else {
+        return status_response(404, "NotFound", "namespace not found");
+    };
+    let secrets: Vec<Value> = state
+        .objects
+        .iter()
+        .filter(|((kind, ns, _), _)| *kind == Kind::Secret && ns == name)
+        .map(|(_, secret)| secret.clone())
+        .collect();
+    for secret in secrets {
+        state.commit(Kind::Secret, Some(secret.clone()), secret, true);
+    }
+    namespace["status"] = json!({ "phase": "Terminating" });
+    HttpResponse::Ok().json(namespace)
 }

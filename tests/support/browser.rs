@@ -77,6 +77,12 @@ impl Browser {
 
     /// Submits the login form shown in `form`.
     pub async fn log_in(&self, idp: &TestIdp, form: &Step, username: &str, password: &str) -> Step {
+        self.log_in_at(&idp.url(""), form, username, password).await
+    }
+
+    /// Submits the login form shown in `form` to the provider at `base`
+    /// (`http://127.0.0.1:PORT`).
+    pub async fn log_in_at(&self, base: &str, form: &Step, username: &str, password: &str) -> Step {
         let Step::Login { request, csrf, .. } = form else {
             panic!("expected the login form, got {form:?}");
         };
@@ -88,7 +94,7 @@ impl Browser {
         ];
         let response = self
             .http
-            .post(idp.url("/oauth/login"))
+            .post(format!("{base}/oauth/login"))
             .form(&fields)
             .send()
             .await;

@@ -10,10 +10,22 @@ use tempfile::TempDir;
 
 use super::manifests::Manifests;
 
+/// What a test may change about how a provider starts.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// The issuer URL; its own address when `None`. Replicas behind one Service share one.
+    pub issuer: Option<String>,
+    /// A Redis URL for the state store.
+    pub redis: Option<String>,
+}
+
 /// A running provider, its manifests and its state directory.
 pub struct TestIdp {
-    /// The issuer URL, `http://127.0.0.1:PORT`.
+    /// The issuer URL, `http://127.0.0.1:PORT` unless the options named another.
     pub issuer: String,
+    /// Where this provider listens, `http://127.0.0.1:PORT`.
+    pub base: String,
+    options: Options,
     /// The folder it serves.
     pub manifests: Manifests,
     /// The provider's clock: it starts at the real time and moves only when told to.
@@ -26,11 +38,19 @@ pub struct TestIdp {
 impl TestIdp {
     /// Starts a provider on a free port serving `manifests`.
     pub async fn start(manifests: Manifests) -> Self {
+        Self::start_with(manifests, Options::default()).await
+    }
+
+    /// Starts a provider on a free port serving `manifests`, as `options` say.
+    pub async fn start_with(manifests: Manifests, options: Options) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let addr = listener.local_addr().expect("bound address");
         let state = tempfile::tempdir().expect("state directory");
+        let base = format!("http://{addr}");
         let mut idp = Self {
-            issuer: format!("http://{addr}"),
+            issuer: options.issuer.clone().unwrap_or_else(|| base.clone()),
+            base,
+            options,
             manifests,
             clock: ManualClock::at(SystemClock.now()),
             addr,
@@ -51,6 +71,7 @@ impl TestIdp {
             issuer: Some(self.issuer.clone()),
             manifests: Some(self.manifests.path().to_path_buf()),
             state_dir: Some(self.state.path().to_path_buf()),
+            redis: self.options.redis.clone(),
             ..Default::default()
         };
         let config = Config::resolve(args).expect("valid test configuration");
@@ -67,9 +88,15 @@ impl TestIdp {
         .expect("kube-idp starts")
     }
 
-    /// An absolute URL under the issuer.
+    /// An absolute URL of this provider (its own address, which is the issuer's unless the
+    /// options named another issuer).
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.issuer)
+        format!("{}{path}", self.base)
+    }
+
+    /// The running server, for inspection.
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
     }
 
     /// Rotates the signing key now if the clock says it is due; true when it rotated.
@@ -78,7 +105,7 @@ impl TestIdp {
         let retention = server::token_retention(&running.provider);
         running
             .keys
-            .rotate_if_due(self.clock.now(), retention)
+            .sync(self.clock.now(), retention)
             .await
             .expect("rotation")
     }

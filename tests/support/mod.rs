@@ -6,6 +6,8 @@ pub mod browser;
 pub mod idp;
 pub mod manifests;
 pub mod python;
+pub mod redis_server;
+pub mod rp;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

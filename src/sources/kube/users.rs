@@ -9,6 +9,7 @@ use kube::api::{ApiResource, DynamicObject};
 use kube::{Api, Resource};
 
 use super::events::{Rejection, Reporter};
+use super::lockout::LockedUsers;
 use super::passwords::PasswordHasher;
 use super::version_key;
 use crate::model::{account_from_user, User, UserError};
@@ -32,6 +33,7 @@ pub(super) struct UserBuilder {
     hasher: PasswordHasher,
     resource: ApiResource,
     parsed: HashMap<(String, String), Parsed>,
+    locked: LockedUsers,
 }
 
 impl UserBuilder {
@@ -42,7 +44,14 @@ impl UserBuilder {
             hasher: PasswordHasher::new(api),
             resource: resource(),
             parsed: HashMap::new(),
+            locked: LockedUsers::default(),
         }
+    }
+
+    /// Keeps `locked` up to date with the Users in state `AuthLimitExceeded`.
+    pub(super) fn recording_locks(mut self, locked: LockedUsers) -> Self {
+        self.locked = locked;
+        self
     }
 
     pub(super) fn rebuild(&mut self, objects: &[Arc<DynamicObject>]) {
@@ -69,6 +78,8 @@ impl UserBuilder {
             parsed.insert(version, user);
         }
         self.parsed = parsed;
+        let users = self.parsed.values().filter_map(|u| u.as_deref().ok());
+        self.locked.replace(users);
         let set = UserSet::build(accounts);
         tracing::info!(
             users = set.len(),

@@ -1,0 +1,228 @@
+//! Two replicas sharing a real Redis behave as one provider: a flow may hop between them,
+//! a code is redeemed once however the race falls, a restart loses nothing, both publish
+//! the same keys, and losing Redis is a clear 503 that ends when Redis is back.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::browser::{authorize_url, query_param, Browser, Step};
+use support::eventually;
+use support::idp::{Options, TestIdp};
+use support::manifests::{Manifests, ADMIN_PASSWORD};
+use support::redis_server::RedisServer;
+
+const CALLBACK: &str = "http://127.0.0.1:5556/callback";
+
+/// Replicas `a` and `b` behind one issuer (a's address), sharing `redis`.
+async fn replicas(redis: &RedisServer) -> (TestIdp, TestIdp) {
+    let options = Options {
+        redis: Some(redis.url()),
+        ..Default::default()
+    };
+    let a = TestIdp::start_with(Manifests::examples(), options.clone()).await;
+    let shared = Options {
+        issuer: Some(a.issuer.clone()),
+        ..options
+    };
+    let b = TestIdp::start_with(Manifests::examples(), shared).await;
+    (a, b)
+}
+
+/// Signs `admin` in at `idp` and returns the code.
+async fn code_from(browser: &Browser, idp: &TestIdp) -> String {
+    let url = authorize_url(idp, "demo", CALLBACK, &[]);
+    let location = browser.sign_in(idp, &url, "admin", ADMIN_PASSWORD).await;
+    query_param(&location, "code").expect("a code")
+}
+
+async fn token(idp: &TestIdp, form: &[(&str, &str)]) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(idp.url("/oauth/token"))
+        .basic_auth("demo", Some("demo-secret"))
+        .form(form)
+        .send()
+        .await
+        .expect("token endpoint");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON"))
+}
+
+async fn redeem(idp: &TestIdp, code: &str) -> (u16, Value) {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", CALLBACK),
+    ];
+    token(idp, &form).await
+}
+
+async fn userinfo(idp: &TestIdp, access_token: &str) -> u16 {
+    let response = reqwest::Client::new()
+        .get(idp.url("/oauth/userinfo"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .expect("userinfo");
+    response.status().as_u16()
+}
+
+async fn jwks(idp: &TestIdp) -> Value {
+    let response = reqwest::get(idp.url("/oauth/keys")).await.expect("JWKS");
+    response.json().await.expect("JSON")
+}
+
+#[tokio::test]
+async fn a_flow_hops_between_replicas_and_logout_at_one_ends_the_session_at_both() {
+    let redis = RedisServer::start().await;
+    let (a, b) = replicas(&redis).await;
+    let browser = Browser::new();
+
+    let code = code_from(&browser, &a).await;
+    let (status, tokens) = redeem(&b, &code).await;
+    assert_eq!(status, 200, "a code from A is redeemed at B: {tokens}");
+    let refresh = tokens["refresh_token"].as_str().expect("a refresh token");
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    let (status, refreshed) = token(&a, &form).await;
+    assert_eq!(status, 200, "B's refresh token is used at A: {refreshed}");
+    let access = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(
+        userinfo(&b, access).await,
+        200,
+        "A's access token is good at B"
+    );
+
+    let id_token = refreshed["id_token"].as_str().unwrap();
+    let mut logout = url::Url::parse(&b.url("/oauth/logout")).unwrap();
+    logout
+        .query_pairs_mut()
+        .append_pair("id_token_hint", id_token);
+    let signed_out = browser.open(logout.as_str()).await;
+    let Step::Page { status: 200, .. } = signed_out else {
+        panic!("logout at B signs out: {signed_out:?}");
+    };
+    let again = browser
+        .open(&authorize_url(&a, "demo", CALLBACK, &[]))
+        .await;
+    assert!(
+        matches!(again, Step::Login { .. }),
+        "the session is gone at A too: {again:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_code_redeemed_at_both_replicas_at_once_succeeds_exactly_once() {
+    let redis = RedisServer::start().await;
+    let (a, b) = replicas(&redis).await;
+    for round in 0..10 {
+        let code = code_from(&Browser::new(), &a).await;
+        let ((at_a, _), (at_b, _)) = tokio::join!(redeem(&a, &code), redeem(&b, &code));
+        let mut statuses = [at_a, at_b];
+        statuses.sort();
+        assert_eq!(statuses, [200, 400], "round {round}: one redemption wins");
+    }
+}
+
+#[tokio::test]
+async fn restarting_a_replica_mid_flow_loses_nothing() {
+    let redis = RedisServer::start().await;
+    let (mut a, b) = replicas(&redis).await;
+    let browser = Browser::new();
+    let code = code_from(&browser, &a).await;
+
+    a.restart().await;
+    let (status, tokens) = redeem(&a, &code).await;
+    assert_eq!(status, 200, "the code outlived the restart: {tokens}");
+    let url = authorize_url(&a, "demo", CALLBACK, &[]);
+    let Step::Redirect { location, .. } = browser.open(&url).await else {
+        panic!("the browser session outlived the restart");
+    };
+    assert!(query_param(&location, "code").is_some(), "{location}");
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&b, access).await, 200);
+}
+
+#[tokio::test]
+async fn replicas_publish_one_key_set_and_see_each_others_rotation() {
+    let redis = RedisServer::start().await;
+    let (a, b) = replicas(&redis).await;
+    let before = jwks(&a).await;
+    assert_eq!(before["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(before, jwks(&b).await, "B took A's key set");
+
+    let period = a.running().provider.settings.key_rotation_period;
+    a.clock.advance(period as i64);
+    assert!(a.rotate_keys_if_due().await, "A rotates");
+    assert_eq!(jwks(&a).await["keys"].as_array().unwrap().len(), 2);
+    b.clock.advance(period as i64);
+    assert!(
+        !b.rotate_keys_if_due().await,
+        "B finds the rotation done and takes it up"
+    );
+    assert_eq!(jwks(&a).await, jwks(&b).await);
+}
+
+#[tokio::test]
+async fn losing_redis_is_a_503_and_service_returns_with_redis() {
+    let mut redis = RedisServer::start().await;
+    let (a, _b) = replicas(&redis).await;
+    let browser = Browser::new();
+    let code = code_from(&browser, &a).await;
+
+    redis.stop();
+    let (status, body) = redeem(&a, &code).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    let back = browser
+        .open(&authorize_url(&a, "demo", CALLBACK, &[]))
+        .await;
+    assert_eq!(
+        query_param(back.location(), "error").as_deref(),
+        Some("temporarily_unavailable"),
+        "the client hears of it (RFC 6749 section 4.1.2.1)"
+    );
+
+    redis.restart().await;
+    let fresh = Browser::new();
+    let code = eventually(
+        "kube-idp to reach Redis again",
+        Duration::from_secs(20),
+        || {
+            let (fresh, a) = (&fresh, &a);
+            async move {
+                let url = authorize_url(a, "demo", CALLBACK, &[]);
+                match fresh.open(&url).await {
+                    form @ Step::Login { .. } => {
+                        let location = fresh.log_in(a, &form, "admin", ADMIN_PASSWORD).await;
+                        query_param(location.location(), "code")
+                    }
+                    _ => None,
+                }
+            }
+        },
+    )
+    .await;
+    let (status, tokens) = redeem(&a, &code).await;
+    assert_eq!(status, 200, "{tokens}");
+}
+
+#[tokio::test]
+async fn a_redis_that_is_down_at_start_is_a_clear_start_error_in_directory_mode() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", free.local_addr().unwrap());
+    drop(free);
+    let manifests = Manifests::examples();
+    let args = kube_idp::config::ServeArgs {
+        manifests: Some(manifests.path().to_path_buf()),
+        redis: Some(url.clone()),
+        ..Default::default()
+    };
+    let config = kube_idp::config::Config::resolve(args).expect("valid configuration");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let Err(error) = kube_idp::server::start(config, Some(listener)).await else {
+        panic!("started without its key storage");
+    };
+    let message = error.to_string();
+    assert!(message.contains("redis"), "{message}");
+}
