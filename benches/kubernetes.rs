@@ -68,11 +68,21 @@ struct Idp {
 
 impl Idp {
     fn start(args: &[&str], kubeconfig: Option<&std::path::Path>) -> Idp {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let base = format!("http://127.0.0.1:{port}");
         let mut command = Command::new(env!("CARGO_BIN_EXE_kube-idp"));
         command
-            .args(["serve", "--issuer", &base, "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "serve",
+                "--issuer",
+                &base,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
             .args(args)
             .env("KUBE_IDP_LOG", "error")
             .stdout(Stdio::null())
@@ -87,7 +97,10 @@ impl Idp {
     /// Resident memory in KiB, from /proc.
     fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .expect("VmRSS");
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
@@ -134,7 +147,11 @@ fn ms(d: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let scale = if std::env::args().any(|a| a == "--bench") { 1 } else { 50 };
+    let scale = if std::env::args().any(|a| a == "--bench") {
+        1
+    } else {
+        50
+    };
     run(CLIENTS / scale, USERS / scale).await;
 }
 
@@ -147,7 +164,10 @@ async fn run(clients: usize, users: usize) {
     let empty = tempfile::tempdir().unwrap();
     let baseline = Idp::start(&["--manifests", empty.path().to_str().unwrap()], None);
     let health = format!("{}/healthz", baseline.base);
-    wait_until("the baseline to serve", async || accepted(&http, &health).await).await;
+    wait_until("the baseline to serve", async || {
+        accepted(&http, &health).await
+    })
+    .await;
     let baseline_kib = baseline.rss_kib();
     drop(baseline);
 
@@ -161,7 +181,10 @@ async fn run(clients: usize, users: usize) {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());
     let started = Instant::now();
-    let idp = Idp::start(&["--kubernetes", "--namespace", NAMESPACE], Some(&kubeconfig));
+    let idp = Idp::start(
+        &["--kubernetes", "--namespace", NAMESPACE],
+        Some(&kubeconfig),
+    );
     let ready = format!("{}/readyz", idp.base);
     wait_until("the first sync", async || accepted(&http, &ready).await).await;
     let sync = started.elapsed();
@@ -182,7 +205,10 @@ async fn run(clients: usize, users: usize) {
         let start = Instant::now();
         api.apply(client_secret(client, 1));
         while !accepted(&http, &url).await {
-            assert!(start.elapsed() < LIMIT, "app-{client}'s change never arrived");
+            assert!(
+                start.elapsed() < LIMIT,
+                "app-{client}'s change never arrived"
+            );
         }
         latencies.push(start.elapsed());
     }
@@ -193,7 +219,10 @@ async fn run(clients: usize, users: usize) {
     let one_request = percentile(&reference, 0.5);
     println!("kube-idp --kubernetes, {clients} client Secrets and {users} Users at the API server double");
     println!("  first full sync: {:.0} ms", ms(sync));
-    println!("  reference: one /oauth/authorize round trip, p50 {:.3} ms", ms(one_request));
+    println!(
+        "  reference: one /oauth/authorize round trip, p50 {:.3} ms",
+        ms(one_request)
+    );
     for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
         let d = percentile(&latencies, p);
         let ratio = d.as_secs_f64() / one_request.as_secs_f64();
