@@ -135,6 +135,7 @@ impl KubeSource {
         let mut clients = ClientBuilder {
             registry: self.registry.clone(),
             reporter: Reporter::new(recorder.clone()),
+            parsed: HashMap::new(),
         };
         let typed_users = Api::all(self.client.clone());
         let reporter = Reporter::new(recorder);
@@ -216,29 +217,42 @@ fn changes_published_set<K>(event: &watcher::Event<K>, synced: &mut bool) -> boo
     }
 }
 
-/// Turns the Secret store into the client set.
+/// What one version of a Secret reads as: a client and its warnings, or why it is not one.
+type ParsedClient = Result<(crate::model::Client, Vec<String>), ClientError>;
+
+/// Turns the Secret store into the client set. Each version of a Secret is parsed once:
+/// a change to one Secret among a thousand re-reads one `configuration.yaml`.
 struct ClientBuilder {
     registry: Arc<Registry>,
     reporter: Reporter,
+    parsed: HashMap<(String, String), ParsedClient>,
 }
 
 impl ClientBuilder {
     fn rebuild(&mut self, secrets: &[Arc<Secret>]) {
         let mut clients = Vec::with_capacity(secrets.len());
         let mut rejections = Vec::new();
+        let mut parsed = HashMap::with_capacity(secrets.len());
         for secret in secrets {
-            match client_from_secret(secret) {
+            let version = version_key(secret.as_ref());
+            let client = self
+                .parsed
+                .remove(&version)
+                .unwrap_or_else(|| client_from_secret(secret));
+            match &client {
                 Ok((client, warnings)) => {
-                    self.reporter.note_warnings(secret.as_ref(), &warnings);
-                    clients.push(client);
+                    self.reporter.note_warnings(secret.as_ref(), warnings);
+                    clients.push(client.clone());
                 }
                 Err(ClientError::MissingLabel) => {}
                 Err(e) => {
                     let reference = secret.object_ref(&());
-                    rejections.push(Rejection::new(reference, "InvalidClient", e));
+                    rejections.push(Rejection::new(reference, "InvalidClient", e.clone()));
                 }
             }
+            parsed.insert(version, client);
         }
+        self.parsed = parsed;
         let (set, duplicates) = ClientSet::build(clients);
         let by_name: HashMap<&str, &Arc<Secret>> = secrets
             .iter()
