@@ -387,6 +387,44 @@ async fn consent_is_asked_once_then_remembered() {
 }
 
 #[tokio::test]
+async fn consent_page_names_the_groups_every_id_token_carries() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    let url = authorize_url(&idp, "asking", APP, &[("scope", "openid"), ("nonce", "n")]);
+    let form = browser.open(&url).await;
+    let consent = browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD).await;
+    let Step::Form { html, .. } = &consent else {
+        panic!("{consent:?}")
+    };
+    assert!(
+        html.contains("See the groups you belong to: platform-admins"),
+        "groups are released without the groups scope, so the page says so: {html}"
+    );
+    assert!(
+        !html.contains("email address") && !html.contains("See your name"),
+        "only what is released: {html}"
+    );
+    let allow = submit_consent(&idp, &browser, &consent, "allow").await;
+    let code = query_param(allow.location(), "code").expect("a code");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", APP),
+    ];
+    let (status, tokens) = post(
+        &idp,
+        "/oauth/token",
+        &form,
+        Some(("asking", "asking-secret")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["groups"], json!(["platform-admins"]));
+    assert!(claims.get("email").is_none());
+}
+
+#[tokio::test]
 async fn denied_consent_returns_access_denied() {
     let idp = idp().await;
     let browser = Browser::new();
@@ -815,6 +853,57 @@ async fn ten_failures_lock_a_login_name_for_ten_minutes() {
     let form = browser.open(&url).await;
     let back = browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD).await;
     assert!(query_param(back.location(), "code").is_some());
+}
+
+#[tokio::test]
+async fn thirty_concurrent_wrong_passwords_get_at_most_ten_checked_and_lock_the_account() {
+    let idp = idp().await;
+    let url = authorize_url(&idp, "app", APP, &[]);
+    let mut forms = Vec::new();
+    for _ in 0..30 {
+        let browser = Browser::new();
+        let form = browser.open(&url).await;
+        forms.push((browser, form));
+    }
+    let guesses = forms
+        .iter()
+        .map(|(browser, form)| browser.log_in(&idp, form, "admin", "wrong"));
+    let answers = futures::future::join_all(guesses).await;
+    let (mut checked, mut throttled) = (0, 0);
+    for answer in &answers {
+        let Step::Login { html, .. } = answer else {
+            panic!("{answer:?}")
+        };
+        if html.contains("Invalid username or password") {
+            checked += 1;
+        } else if html.contains("Too many failed sign-in attempts") {
+            throttled += 1;
+        }
+    }
+    assert!(
+        checked <= 10 && checked + throttled == 30,
+        "{checked} passwords checked, {throttled} refused unchecked"
+    );
+    let browser = Browser::new();
+    let form = browser.open(&url).await;
+    let right = browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD).await;
+    let Step::Login { html, .. } = &right else {
+        panic!("the right password after the burst signed in: {right:?}")
+    };
+    assert!(html.contains("Too many failed sign-in attempts"), "{html}");
+}
+
+#[tokio::test]
+async fn right_password_after_a_few_failures_signs_in() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    let url = authorize_url(&idp, "app", APP, &[]);
+    let mut form = browser.open(&url).await;
+    for _ in 0..3 {
+        form = browser.log_in(&idp, &form, "admin", "wrong").await;
+    }
+    let signed_in = browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD).await;
+    assert!(query_param(signed_in.location(), "code").is_some());
 }
 
 #[tokio::test]

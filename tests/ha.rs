@@ -226,3 +226,50 @@ async fn a_redis_that_is_down_at_start_is_a_clear_start_error_in_directory_mode(
     let message = error.to_string();
     assert!(message.contains("redis"), "{message}");
 }
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_at_both_replicas_get_at_most_ten_checked() {
+    let redis = RedisServer::start().await;
+    let (a, b) = replicas(&redis).await;
+    let mut forms = Vec::new();
+    for i in 0..30 {
+        let (idp, browser) = (if i % 2 == 0 { &a } else { &b }, Browser::new());
+        let form = browser
+            .open(&authorize_url(idp, "demo", CALLBACK, &[]))
+            .await;
+        forms.push((idp, browser, form));
+    }
+    let guesses = forms
+        .iter()
+        .map(|(idp, browser, form)| browser.log_in(idp, form, "admin", "wrong"));
+    let answers = futures::future::join_all(guesses).await;
+    let checked = answers
+        .iter()
+        .filter(|s| matches!(s, Step::Login { html, .. } if html.contains("Invalid username")))
+        .count();
+    assert!(checked <= 10, "{checked} of 30 passwords checked");
+    let browser = Browser::new();
+    let form = browser
+        .open(&authorize_url(&b, "demo", CALLBACK, &[]))
+        .await;
+    let right = browser.log_in(&b, &form, "admin", ADMIN_PASSWORD).await;
+    assert!(
+        matches!(&right, Step::Login { html, .. } if html.contains("Too many failed")),
+        "locked at both replicas: {right:?}"
+    );
+}
+
+#[tokio::test]
+async fn redis_counter_gives_a_count_back_without_creating_it_or_going_below_zero() {
+    use kube_idp::store::{RedisStore, Store};
+    let redis = RedisServer::start().await;
+    let store = RedisStore::open(&redis.url()).expect("a valid URL");
+    assert_eq!(store.decr("c").await.unwrap(), 0);
+    assert_eq!(store.get("c").await.unwrap(), None, "not created");
+    assert_eq!(store.incr("c", 60).await.unwrap(), 1);
+    assert_eq!(store.incr("c", 60).await.unwrap(), 2);
+    assert_eq!(store.decr("c").await.unwrap(), 1);
+    assert_eq!(store.decr("c").await.unwrap(), 0);
+    assert_eq!(store.decr("c").await.unwrap(), 0, "never below zero");
+    assert_eq!(store.incr("c", 60).await.unwrap(), 1);
+}

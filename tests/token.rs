@@ -433,3 +433,204 @@ async fn public_client_gets_no_refresh_grace_window() {
         "the replay revoked the family"
     );
 }
+
+async fn userinfo_status(idp: &TestIdp, access_token: &str) -> StatusCode {
+    let response = reqwest::Client::new()
+        .get(idp.url("/oauth/userinfo"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .expect("userinfo answers");
+    response.status()
+}
+
+/// A refresh of `token` as harbor: the status and the `error`, if any.
+async fn harbor_refresh(idp: &TestIdp, token: &str) -> (StatusCode, Value) {
+    let form = [("grant_type", "refresh_token"), ("refresh_token", token)];
+    let (status, body, _) = redeem(idp, &form, Some(("harbor", "password123"))).await;
+    (status, body)
+}
+
+fn token_of<'a>(body: &'a Value, name: &str) -> &'a str {
+    body[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {name}: {body}"))
+}
+
+#[tokio::test]
+async fn code_redeemed_twice_at_once_revokes_the_winners_tokens_in_every_round() {
+    let idp = TestIdp::examples().await;
+    let creds = Some(("harbor", "password123"));
+    for (round, code) in harbor_codes(&idp, 20).await.iter().enumerate() {
+        let form = code_form(code);
+        let (a, b) = tokio::join!(redeem(&idp, &form, creds), redeem(&idp, &form, creds));
+        let winners: Vec<&Value> = [&a, &b]
+            .into_iter()
+            .filter(|(status, _, _)| *status == StatusCode::OK)
+            .map(|(_, body, _)| body)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: one wins: {a:?} {b:?}");
+        for tokens in winners {
+            let access = token_of(tokens, "access_token");
+            assert_eq!(
+                userinfo_status(&idp, access).await,
+                StatusCode::UNAUTHORIZED,
+                "round {round}: the replay revoked the winner's access token"
+            );
+            let (status, body) = harbor_refresh(&idp, token_of(tokens, "refresh_token")).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+                "round {round}: the replay revoked the winner's refresh token"
+            );
+        }
+    }
+}
+
+/// A code redeemed for AT1 and RT1, then RT1 refreshed for AT2 and RT2.
+struct RefreshedGrant {
+    code: String,
+    first: Value,
+    second: Value,
+}
+
+async fn code_then_refresh(idp: &TestIdp) -> RefreshedGrant {
+    let code = harbor_code(idp).await;
+    let (status, first, _) = redeem(idp, &code_form(&code), Some(("harbor", "password123"))).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, second) = harbor_refresh(idp, token_of(&first, "refresh_token")).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    for tokens in [&first, &second] {
+        let access = token_of(tokens, "access_token");
+        assert_eq!(userinfo_status(idp, access).await, StatusCode::OK);
+    }
+    RefreshedGrant {
+        code,
+        first,
+        second,
+    }
+}
+
+impl RefreshedGrant {
+    async fn assert_access_tokens_revoked(&self, idp: &TestIdp, after: &str) {
+        for (name, tokens) in [("AT1", &self.first), ("AT2", &self.second)] {
+            assert_eq!(
+                userinfo_status(idp, token_of(tokens, "access_token")).await,
+                StatusCode::UNAUTHORIZED,
+                "{name} still works after {after}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_revokes_every_access_token_of_its_grant() {
+    let idp = TestIdp::examples().await;
+    let grant = code_then_refresh(&idp).await;
+    let rt2 = token_of(&grant.second, "refresh_token");
+    let response = reqwest::Client::new()
+        .post(idp.url("/oauth/revoke"))
+        .basic_auth("harbor", Some("password123"))
+        .form(&[("token", rt2), ("token_type_hint", "refresh_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    grant
+        .assert_access_tokens_revoked(&idp, "revoking RT2")
+        .await;
+    let (status, _) = harbor_refresh(&idp, rt2).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn replaced_refresh_token_reused_revokes_the_access_tokens_of_later_refreshes() {
+    let idp = TestIdp::examples().await;
+    let grant = code_then_refresh(&idp).await;
+    idp.clock.advance(11);
+    let (status, body) = harbor_refresh(&idp, token_of(&grant.first, "refresh_token")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    grant
+        .assert_access_tokens_revoked(&idp, "RT1 was reused")
+        .await;
+}
+
+#[tokio::test]
+async fn replayed_code_revokes_the_access_tokens_of_later_refreshes() {
+    let idp = TestIdp::examples().await;
+    let grant = code_then_refresh(&idp).await;
+    let creds = Some(("harbor", "password123"));
+    let (status, body, _) = redeem(&idp, &code_form(&grant.code), creds).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    grant
+        .assert_access_tokens_revoked(&idp, "the code was replayed")
+        .await;
+    let (status, _) = harbor_refresh(&idp, token_of(&grant.second, "refresh_token")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "RT2 revoked too");
+}
+
+#[tokio::test]
+async fn code_refused_for_another_client_redirect_uri_or_verifier_is_spent() {
+    let idp = TestIdp::examples().await;
+    let harbor = Some(("harbor", "password123"));
+    let codes = harbor_codes(&idp, 2).await;
+    let refusals = [
+        (code_form(&codes[0]), Some(("demo", "demo-secret"))),
+        (
+            vec![
+                ("grant_type", "authorization_code"),
+                ("code", codes[1].as_str()),
+                ("redirect_uri", "https://harbor.172.31.19.17.nip.io/other"),
+            ],
+            harbor,
+        ),
+    ];
+    for ((form, creds), code) in refusals.iter().zip(&codes) {
+        let (status, body, _) = redeem(&idp, form, *creds).await;
+        assert_eq!(body["error"], "invalid_grant", "{status}");
+        let (status, body, _) = redeem(&idp, &code_form(code), harbor).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+            "a refused presentation spends the code"
+        );
+    }
+
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let pkce = [
+        (
+            "code_challenge",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        ),
+        ("code_challenge_method", "S256"),
+    ];
+    let url = authorize_url(&idp, "kubelogin", "http://localhost:8000", &pkce);
+    let location = Browser::new()
+        .sign_in(&idp, &url, "admin", ADMIN_PASSWORD)
+        .await;
+    let code = query_param(&location, "code").unwrap();
+    let with_verifier = |verifier| {
+        [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://localhost:8000"),
+            ("client_id", "kubelogin"),
+            ("code_verifier", verifier),
+        ]
+    };
+    let wrong = with_verifier("a-wrong-verifier-that-is-long-enough-to-be-well-formed");
+    let (_, body, _) = redeem(&idp, &wrong, None).await;
+    assert_eq!(body["error"], "invalid_grant");
+    let (status, body, _) = redeem(&idp, &with_verifier(verifier), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "a wrong verifier spends the code: the right one cannot follow"
+    );
+}

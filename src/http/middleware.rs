@@ -8,6 +8,8 @@ use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::Error;
 use tracing::Instrument;
 
+use crate::oidc::Untrusted;
+
 /// The response header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -18,7 +20,7 @@ pub async fn request_id(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let id = crate::secret::random_token(9);
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %Untrusted(req.path()));
     let started = std::time::Instant::now();
     let metrics = req
         .app_data::<actix_web::web::Data<super::AppState>>()

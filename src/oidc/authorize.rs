@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{ErrorCode, OAuthError};
+use super::log_safe::Untrusted;
 use super::params::Params;
 use super::redirect::redirect_uri_matches;
 use super::scope;
@@ -115,7 +116,7 @@ fn trusted_client<'a>(params: &Params, clients: &'a ClientSet) -> Result<&'a Cli
     let id = params.get("client_id");
     let id = id.ok_or_else(|| Rejection::Page("The request does not name a client.".into()))?;
     clients.get(id).map(|c| c.as_ref()).ok_or_else(|| {
-        tracing::warn!(client_id = %id, "authorization refused: unknown client");
+        tracing::warn!(client_id = %Untrusted(id), "authorization refused: unknown client");
         Rejection::Page("The application is not registered with this identity provider.".into())
     })
 }

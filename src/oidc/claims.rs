@@ -7,9 +7,11 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::error::{Challenge, ErrorCode, OAuthError};
+use super::log_safe::Untrusted;
+use super::refresh::IssuedAccess;
 use super::scope;
 use super::Provider;
-use crate::model::Account;
+use crate::model::{Account, Client};
 use crate::secret::random_token;
 use crate::time::Timestamp;
 
@@ -76,16 +78,16 @@ impl Provider {
         Ok(self.keys.current().sign(now, "JWT", claims)?)
     }
 
-    /// Signs an access token; returns it with its `jti`.
+    /// Signs the access token planned as `access` (its `jti` and expiry decided beforehand,
+    /// so that it can be recorded for revocation before it exists).
     pub(crate) fn access_token(
         &self,
         username: &str,
         client_id: &str,
         scopes: &[String],
-        lifetime: u64,
-    ) -> Result<(String, String), OAuthError> {
+        access: &IssuedAccess,
+    ) -> Result<String, OAuthError> {
         let now = self.clock.now();
-        let jti = random_token(16);
         let claims = json!({
             "iss": self.settings.issuer,
             "sub": username,
@@ -93,16 +95,29 @@ impl Provider {
             "client_id": client_id,
             "scope": scope::join(scopes),
             "iat": now,
-            "exp": now + lifetime as i64,
-            "jti": jti,
+            "exp": access.expires_at,
+            "jti": access.jti,
         });
         let Value::Object(claims) = claims else {
             unreachable!("a JSON object literal")
         };
-        Ok((
-            self.keys.current().sign(now, ACCESS_TOKEN_TYP, claims)?,
-            jti,
-        ))
+        Ok(self.keys.current().sign(now, ACCESS_TOKEN_TYP, claims)?)
+    }
+
+    /// Plans an access token for `client`: a fresh `jti` and its expiry.
+    pub(crate) fn plan_access_token(&self, client: &Client) -> IssuedAccess {
+        IssuedAccess {
+            jti: random_token(16),
+            expires_at: self.clock.now() + self.access_token_lifetime(client) as i64,
+        }
+    }
+
+    /// The client's access- and ID-token lifetime, in seconds.
+    pub(crate) fn access_token_lifetime(&self, client: &Client) -> u64 {
+        client
+            .access_token_max_age
+            .map(u64::from)
+            .unwrap_or(self.settings.access_token_lifetime)
     }
 
     /// Userinfo (OIDC Core §5.3): the claims the access token's scopes allow, for a user who
@@ -127,7 +142,7 @@ impl Provider {
         token: &str,
     ) -> Result<Map<String, Value>, OAuthError> {
         let (typ, claims) = self.keys.current().verify(token).map_err(|e| {
-            tracing::warn!(error = %e, "bearer token refused");
+            tracing::warn!(error = %Untrusted(&e), "bearer token refused");
             invalid_token("the access token is invalid")
         })?;
         if typ.as_deref() != Some(ACCESS_TOKEN_TYP) {

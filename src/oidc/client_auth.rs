@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
 use super::error::{Challenge, OAuthError};
+use super::log_safe::Untrusted;
 use super::params::Params;
 use super::Provider;
 use crate::model::Client;
@@ -62,7 +63,7 @@ impl Provider {
         let address = source.map(|ip| ip.to_string());
         if let Some(address) = &address {
             if self.is_locked(THROTTLE_KIND, address).await? {
-                tracing::warn!(client_id = %id, source = %address, "client authentication refused: address blocked");
+                tracing::warn!(client_id = %Untrusted(&id), source = %address, "client authentication refused: address blocked");
                 return Err(unauthenticated());
             }
         }
@@ -83,7 +84,7 @@ impl Provider {
         method: AuthMethod,
     ) -> Result<Arc<Client>, OAuthError> {
         let refuse = |reason: &str| {
-            tracing::warn!(client_id = %id, ?method, reason, "client authentication failed");
+            tracing::warn!(client_id = %Untrusted(id), ?method, reason, "client authentication failed");
             unauthenticated()
         };
         let client = self.registry.clients().get(id).cloned();

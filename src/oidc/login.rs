@@ -298,7 +298,9 @@ impl Provider {
     }
 
     /// Verifies a login name (username or email) and password, with throttling. Unknown
-    /// names cost the same bcrypt work as known ones; every failure looks the same.
+    /// names cost the same bcrypt work as known ones; every failure looks the same. The
+    /// attempt is counted before the password is checked, so concurrent guesses cannot
+    /// outrun the lockout.
     pub(crate) async fn authenticate(
         &self,
         login: &str,
@@ -319,14 +321,11 @@ impl Provider {
             known: account.is_some(),
             source,
         };
-        if !self
-            .attempt_allowed(&attempt)
-            .await
-            .map_err(|_| LoginFailure::Throttled)?
-        {
-            tracing::warn!(user = %attempt.subject, "login refused: locked out");
+        let reserved = self.reserve_attempt(&attempt).await;
+        let Some(reservation) = reserved.map_err(|_| LoginFailure::Throttled)? else {
+            tracing::warn!(user = %attempt.logged_name(), "login refused: locked out");
             return Err(LoginFailure::Throttled);
-        }
+        };
         let verified = self.verify_password(account.as_deref(), password).await;
         let result = match account {
             Some(a) if verified && a.is_active() => Ok(a),
@@ -345,7 +344,7 @@ impl Provider {
         };
         let recorded = match &result {
             Ok(_) => self.record_success(&attempt).await,
-            Err(_) => self.record_failure(&attempt).await,
+            Err(_) => self.record_failure(&attempt, &reservation).await,
         };
         if let Err(e) = recorded {
             tracing::error!(error = %e, "could not record the login attempt");
@@ -353,8 +352,9 @@ impl Provider {
         result
     }
 
-    /// bcrypt verification off the async workers; an account without a password is checked
-    /// against a dummy hash so that it costs the same and never matches.
+    /// bcrypt verification off the async workers; an unknown name or an account without a
+    /// password is checked against a dummy hash so that it costs the same and never matches.
+    /// The work is always awaited: answering before it ends would tell the two apart.
     async fn verify_password(&self, account: Option<&Account>, password: &str) -> bool {
         let hash = account
             .and_then(|a| a.password.as_ref())
@@ -364,7 +364,8 @@ impl Provider {
         let password = password.to_owned();
         let verified =
             tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false));
-        known && verified.await.unwrap_or(false)
+        let verified = verified.await.unwrap_or(false);
+        known && verified
     }
 
     /// Issues a code and sends the browser back to the client.

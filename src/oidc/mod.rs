@@ -8,6 +8,7 @@
 mod authorize;
 mod claims;
 mod client_auth;
+mod code;
 mod consent;
 mod discovery;
 mod error;
@@ -15,6 +16,7 @@ mod error;
 mod fuzz_tests;
 mod hint;
 mod lockout;
+mod log_safe;
 mod login;
 mod logout;
 mod params;
@@ -22,6 +24,8 @@ mod redirect;
 mod refresh;
 mod revoke;
 mod scope;
+#[cfg(test)]
+mod security_tests;
 mod session;
 mod token;
 
@@ -31,6 +35,7 @@ pub use authorize::AuthorizationRequest;
 pub use consent::ConsentForm;
 pub use error::{Challenge, ErrorCode, OAuthError};
 pub use lockout::{LockoutListener, LockoutPolicy};
+pub(crate) use log_safe::Untrusted;
 pub use login::{Browser, Interaction, LoginForm, NewSession};
 pub use logout::LogoutForm;
 pub use params::Params;

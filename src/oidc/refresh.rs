@@ -1,6 +1,10 @@
 //! Refresh tokens (RFC 6749 §6, RFC 9700 §4.14): a family per code, rotated on every use.
 //! Presenting a replaced token revokes the family, except within a short grace window in
 //! which a confidential client's concurrent refreshes of one token all succeed.
+//!
+//! A family also remembers the access tokens issued in it, each added in the same atomic
+//! write that issues it, so that revoking the family (RFC 7009 §2.1, reuse detection, a
+//! replayed code) revokes every one of them.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +21,17 @@ const MAX_REPLACED: usize = 32;
 /// client (concurrent refreshes).
 const GRACE_SECONDS: i64 = 10;
 /// Attempts at an atomic update before giving up under contention.
-const SWAP_ATTEMPTS: usize = 5;
+pub(crate) const SWAP_ATTEMPTS: usize = 5;
+/// Unexpired access tokens remembered per family; beyond it the oldest are forgotten (a
+/// client refreshing more often than this many times per access-token lifetime).
+const MAX_ACCESS_TOKENS: usize = 64;
+
+/// An access token, by `jti`, and when it expires: what revoking it needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct IssuedAccess {
+    pub jti: String,
+    pub expires_at: Timestamp,
+}
 
 /// A line of refresh tokens descending from one grant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,10 +50,28 @@ pub(crate) struct RefreshFamily {
     pub rotated_at: Timestamp,
     /// When the family ends unless used.
     pub expires_at: Timestamp,
+    /// The access tokens issued in the family that have not expired, oldest first.
+    #[serde(default)]
+    pub access_tokens: Vec<IssuedAccess>,
+}
+
+impl RefreshFamily {
+    /// Remembers an access token issued in the family, forgetting expired ones.
+    fn add_access_token(&mut self, access: &IssuedAccess, now: Timestamp) {
+        self.access_tokens.retain(|a| a.expires_at > now);
+        self.access_tokens.push(access.clone());
+        let excess = self.access_tokens.len().saturating_sub(MAX_ACCESS_TOKENS);
+        self.access_tokens.drain(..excess);
+    }
 }
 
 pub(crate) fn family_key(id: &str) -> String {
     format!("refresh:{id}")
+}
+
+/// A new family's id, decided before anything is stored so that a replayed code can name it.
+pub(crate) fn new_family_id() -> String {
+    random_token(16)
 }
 
 /// What a refresh token's holder gets back.
@@ -49,17 +81,20 @@ pub(crate) struct Refreshed {
 }
 
 impl Provider {
-    /// Starts a family for a new grant; returns the first refresh token.
+    /// Starts family `id` for a new grant, with its first access token; returns the first
+    /// refresh token.
     pub(crate) async fn new_family(
         &self,
+        id: &str,
         client: &Client,
         username: &str,
         scopes: &[String],
         auth_time: Timestamp,
-    ) -> Result<(String, String), OAuthError> {
+        access: &IssuedAccess,
+    ) -> Result<String, OAuthError> {
         let now = self.clock.now();
         let offline = scope::has(scopes, scope::OFFLINE_ACCESS);
-        let (id, secret) = (random_token(16), random_token(TOKEN_BYTES));
+        let secret = random_token(TOKEN_BYTES);
         let family = RefreshFamily {
             client_id: client.id.clone(),
             username: username.to_string(),
@@ -70,19 +105,21 @@ impl Provider {
             replaced: Vec::new(),
             rotated_at: now,
             expires_at: self.refresh_expiry(offline, auth_time, now),
+            access_tokens: vec![access.clone()],
         };
         self.store
-            .put(&family_key(&id), &family, ttl(&family, now))
+            .put(&family_key(id), &family, ttl(&family, now))
             .await?;
-        Ok((format!("{id}.{secret}"), id))
+        Ok(format!("{id}.{secret}"))
     }
 
-    /// Rotates the family of a presented refresh token; a replaced token outside the grace
-    /// window revokes the family.
+    /// Rotates the family of a presented refresh token, recording `access` as issued in it;
+    /// a replaced token outside the grace window revokes the family.
     pub(crate) async fn rotate(
         &self,
         client: &Client,
         token: &str,
+        access: &IssuedAccess,
     ) -> Result<Refreshed, OAuthError> {
         let (family_id, secret) = token
             .split_once('.')
@@ -99,9 +136,10 @@ impl Provider {
                 return Err(OAuthError::invalid_grant());
             }
             let next = self
-                .next_generation(client, &family, &presented, now, &key)
+                .next_generation(client, &family, &presented, now, family_id)
                 .await?;
-            let (next, new_secret) = next;
+            let (mut next, new_secret) = next;
+            next.add_access_token(access, now);
             if self
                 .store
                 .swap(&key, &family, &next, ttl(&next, now))
@@ -126,7 +164,7 @@ impl Provider {
         family: &RefreshFamily,
         presented: &str,
         now: Timestamp,
-        key: &str,
+        family_id: &str,
     ) -> Result<(RefreshFamily, String), OAuthError> {
         let new_secret = random_token(TOKEN_BYTES);
         let mut next = family.clone();
@@ -140,7 +178,7 @@ impl Provider {
         } else {
             if family.replaced.iter().any(|r| r == presented) {
                 tracing::warn!(client_id = %client.id, user = %family.username, "replaced refresh token reused; family revoked");
-                self.store.delete(key).await?;
+                self.revoke_family(family_id).await?;
             }
             return Err(OAuthError::invalid_grant());
         }
@@ -163,9 +201,20 @@ impl Provider {
             && family.replaced.last().is_some_and(|r| r == presented)
     }
 
-    /// Revokes a family.
+    /// Revokes a family and every unexpired access token issued in it. The family is taken
+    /// in one atomic step, so a rotation racing the revocation either lands first, and its
+    /// access token is in what is taken, or finds the family gone and issues nothing.
     pub(crate) async fn revoke_family(&self, family_id: &str) -> Result<(), OAuthError> {
-        Ok(self.store.delete(&family_key(family_id)).await?)
+        let key = family_key(family_id);
+        let Some(family) = self.store.take::<RefreshFamily>(&key).await? else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        for access in family.access_tokens.iter().filter(|a| a.expires_at > now) {
+            self.revoke_access_token(&access.jti, access.expires_at)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The unexpired family a refresh token belongs to, whether or not the token is current.

@@ -120,6 +120,22 @@ impl Store for MemoryStore {
         }
         Ok(count)
     }
+
+    async fn decr(&self, key: &str) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let current = self.live(&mut inner, key);
+        let count: Option<u64> = current
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok());
+        let Some(count) = count else {
+            return Ok(0);
+        };
+        let count = count.saturating_sub(1);
+        if let Some((value, _)) = inner.entries.get_mut(key) {
+            *value = count.to_string().into_bytes();
+        }
+        Ok(count)
+    }
 }
 
 #[cfg(test)]
@@ -163,6 +179,26 @@ mod tests {
             s.incr("c", 60).await.unwrap(),
             1,
             "the window started at the first"
+        );
+    }
+
+    #[tokio::test]
+    async fn decrement_keeps_the_window_and_never_creates_or_goes_below_zero() {
+        let (s, clock) = store();
+        assert_eq!(s.decr("c").await.unwrap(), 0);
+        assert_eq!(s.get("c").await.unwrap(), None, "not created");
+        assert_eq!(s.incr("c", 60).await.unwrap(), 1);
+        assert_eq!(s.incr("c", 60).await.unwrap(), 2);
+        clock.advance(30);
+        assert_eq!(s.decr("c").await.unwrap(), 1);
+        assert_eq!(s.decr("c").await.unwrap(), 0);
+        assert_eq!(s.decr("c").await.unwrap(), 0);
+        assert_eq!(s.incr("c", 60).await.unwrap(), 1);
+        clock.advance(30);
+        assert_eq!(
+            s.incr("c", 60).await.unwrap(),
+            1,
+            "the window still ends 60 s after the first increment"
         );
     }
 

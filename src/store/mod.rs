@@ -56,6 +56,9 @@ pub trait Store: Send + Sync + 'static {
     /// Adds one to the counter under `key` and returns the new count. The first increment
     /// sets the expiry; later ones keep it (a fixed window).
     async fn incr(&self, key: &str, ttl: u64) -> Result<u64, StoreError>;
+    /// Takes one from the counter under `key`, never below zero, keeping its expiry; an
+    /// absent or expired counter stays absent. Returns the new count (0 when absent).
+    async fn decr(&self, key: &str) -> Result<u64, StoreError>;
 }
 
 /// A [`Store`] with typed, JSON-encoded values.
@@ -109,6 +112,12 @@ impl StateStore {
     /// Counts an event in a window of `ttl` seconds; returns the count so far.
     pub async fn incr(&self, key: &str, ttl: u64) -> Result<u64, StoreError> {
         self.0.incr(key, ttl.max(1)).await
+    }
+
+    /// Gives back one count of a window (an event that turned out not to count); the window
+    /// keeps its end.
+    pub async fn decr(&self, key: &str) -> Result<u64, StoreError> {
+        self.0.decr(key).await
     }
 
     /// The count under `key`, 0 when absent.

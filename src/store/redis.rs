@@ -36,11 +36,20 @@ if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
 
+/// Takes one back, never below zero and never creating the key; `DECR` keeps the expiry.
+const DECR: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]))
+if not n then return 0 end
+if n <= 0 then return 0 end
+return redis.call('DECR', KEYS[1])
+";
+
 /// A store in a Redis server.
 pub struct RedisStore {
     connection: ConnectionManager,
     swap: Script,
     incr: Script,
+    decr: Script,
 }
 
 impl RedisStore {
@@ -59,6 +68,7 @@ impl RedisStore {
             connection,
             swap: Script::new(SWAP),
             incr: Script::new(INCR),
+            decr: Script::new(DECR),
         })
     }
 
@@ -128,6 +138,14 @@ impl Store for RedisStore {
         self.incr
             .key(key(k))
             .arg(ttl)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn decr(&self, k: &str) -> Result<u64, StoreError> {
+        self.decr
+            .key(key(k))
             .invoke_async(&mut self.connection())
             .await
             .map_err(unavailable)
