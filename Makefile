@@ -2,11 +2,12 @@
 
 CARGO      ?= cargo
 DOCKER     ?= docker
-IMAGE      ?= kube-idp:dev
+VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+IMAGE      ?= kube-idp:$(VERSION)
 MANIFESTS  ?= deploy/examples
 STATE_DIR  ?= .state
-ISSUER     ?= http://127.0.0.1:8080
 LISTEN     ?= 127.0.0.1:8080
+ISSUER     ?= http://$(LISTEN)
 
 .DEFAULT_GOAL := help
 .PHONY: help run build deps test bench lint fmt crds chart image
@@ -14,7 +15,7 @@ LISTEN     ?= 127.0.0.1:8080
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-run: ## Serve the example manifests on $(LISTEN), keys kept in $(STATE_DIR)
+run: ## Serve deploy/examples on 127.0.0.1:8080 (make run LISTEN=127.0.0.1:9000 for another port)
 	$(CARGO) run --bin kube-idp -- serve --manifests $(MANIFESTS) --state-dir $(STATE_DIR) \
 		--issuer $(ISSUER) --listen $(LISTEN)
 
@@ -44,7 +45,7 @@ crds: ## Regenerate crds/ (and the chart's copy) from the Rust types
 chart: deps ## Render deploy/kube-idp.yaml from the chart
 	.venv/bin/python tests/chart_render.py
 
-image: ## Build the container image (needs a container engine)
+image: ## Build the container image kube-idp:VERSION, the chart's default tag (needs Docker)
 	@$(DOCKER) info >/dev/null 2>&1 || { echo "make image: no container engine is reachable \
 	(\`$(DOCKER) info\` failed): start Docker, or set DOCKER=podman" >&2; exit 1; }
 	$(DOCKER) build -t $(IMAGE) .

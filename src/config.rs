@@ -66,17 +66,17 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
     /// Access- and ID-token lifetime in seconds, unless a client sets its own [default: 7200].
     #[arg(long, env = "KUBE_IDP_ACCESS_TOKEN_LIFETIME", value_name = "SECONDS")]
-    pub access_token_lifetime: Option<u64>,
+    pub access_token_lifetime: Option<String>,
     /// Longest browser session in seconds [default: 86400].
     #[arg(long, env = "KUBE_IDP_SESSION_MAX_AGE", value_name = "SECONDS")]
-    pub session_max_age: Option<u64>,
+    pub session_max_age: Option<String>,
     /// A session, and a refresh token without offline_access, ends after this many idle
     /// seconds [default: 7200].
     #[arg(long, env = "KUBE_IDP_SESSION_IDLE_TIMEOUT", value_name = "SECONDS")]
-    pub session_idle_timeout: Option<u64>,
+    pub session_idle_timeout: Option<String>,
     /// Seconds between signing-key rotations [default: 2592000, 30 days].
     #[arg(long, env = "KUBE_IDP_KEY_ROTATION_PERIOD", value_name = "SECONDS")]
-    pub key_rotation_period: Option<u64>,
+    pub key_rotation_period: Option<String>,
     /// Proxies (CIDRs, comma-separated) whose `X-Forwarded-For` names the client, e.g. the
     /// ingress controller's pod network [default: none: the peer address is the client].
     #[arg(
@@ -245,6 +245,32 @@ impl Config {
             .or(file.trusted_proxies)
             .unwrap_or_default();
         let trusted_proxies = check_proxies(&proxies, &mut problems);
+        let mut seconds = |name: &str, arg: Option<String>, file: Option<u64>| match arg {
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    problems.push(format!("{name}: {text:?} is not a number of seconds"));
+                    None
+                }
+            },
+            None => file,
+        };
+        let lifetime = seconds(
+            "accessTokenLifetime",
+            args.access_token_lifetime,
+            file.access_token_lifetime,
+        );
+        let max_age = seconds("sessionMaxAge", args.session_max_age, file.session_max_age);
+        let idle = seconds(
+            "sessionIdleTimeout",
+            args.session_idle_timeout,
+            file.session_idle_timeout,
+        );
+        let rotation = seconds(
+            "keyRotationPeriod",
+            args.key_rotation_period,
+            file.key_rotation_period,
+        );
         let mut settings = Settings::new(&issuer);
         let mut number = |name: &str, value: Option<u64>, target: &mut u64, min: u64| match value {
             Some(v) if v < min => {
@@ -253,23 +279,19 @@ impl Config {
             Some(v) => *target = v,
             None => {}
         };
-        let lifetime = args.access_token_lifetime.or(file.access_token_lifetime);
         number(
             "accessTokenLifetime",
             lifetime,
             &mut settings.access_token_lifetime,
             60,
         );
-        let max_age = args.session_max_age.or(file.session_max_age);
         number("sessionMaxAge", max_age, &mut settings.session_max_age, 60);
-        let idle = args.session_idle_timeout.or(file.session_idle_timeout);
         number(
             "sessionIdleTimeout",
             idle,
             &mut settings.session_idle_timeout,
             60,
         );
-        let rotation = args.key_rotation_period.or(file.key_rotation_period);
         number(
             "keyRotationPeriod",
             rotation,
@@ -446,12 +468,20 @@ mod tests {
             issuer: Some("ftp://x".into()),
             listen: Some("nowhere".into()),
             log_format: Some("xml".into()),
+            session_max_age: Some("abc".into()),
+            access_token_lifetime: Some("5".into()),
             ..Default::default()
         };
         let ConfigError::Invalid(problems) = Config::resolve(args).unwrap_err() else {
             panic!("expected Invalid");
         };
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(problems.len(), 6, "{problems:?}");
+        assert!(problems
+            .iter()
+            .any(|p| p.starts_with("sessionMaxAge: \"abc\"")));
+        assert!(problems
+            .iter()
+            .any(|p| p.starts_with("accessTokenLifetime: 5 is below")));
     }
 
     #[test]

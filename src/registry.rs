@@ -36,8 +36,8 @@ impl ClientSet {
         for client in clients {
             if let Some(winner) = by_id.get(&client.id) {
                 let reason = format!(
-                    "client name {:?} is already used by {}/{}",
-                    client.id, winner.origin.namespace, winner.origin.name
+                    "client name {:?} is already used by {}",
+                    client.id, winner.origin
                 );
                 rejected.push(Rejected {
                     origin: client.origin.clone(),

@@ -35,6 +35,19 @@ pub struct ObjectRef {
     pub created: Option<i64>,
     /// `metadata.uid`, when known.
     pub uid: Option<String>,
+    /// The manifest file it was read from, in directory mode.
+    pub file: Option<String>,
+}
+
+impl std::fmt::Display for ObjectRef {
+    /// `namespace/name`, `name` when cluster-scoped, and `file: name` for a manifest.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.file, self.namespace.as_str()) {
+            (Some(file), _) => write!(f, "{file}: {}", self.name),
+            (None, "") => f.write_str(&self.name),
+            (None, namespace) => write!(f, "{namespace}/{}", self.name),
+        }
+    }
 }
 
 /// Whether and how a user approves a client.
@@ -153,6 +166,7 @@ fn object_ref(secret: &Secret) -> ObjectRef {
         name: meta.name.clone().unwrap_or_default(),
         created: meta.creation_timestamp.as_ref().map(|t| t.0.as_second()),
         uid: meta.uid.clone(),
+        file: None,
     }
 }
 
@@ -299,6 +313,21 @@ fn token_seconds(field: &str, value: Option<i64>, problems: &mut Vec<String>) ->
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_object_is_named_by_its_file_in_directory_mode_and_by_namespace_in_a_cluster() {
+        let mut origin = ObjectRef {
+            namespace: "kubesphere-system".into(),
+            name: "oauthclient-harbor".into(),
+            ..Default::default()
+        };
+        assert_eq!(origin.to_string(), "kubesphere-system/oauthclient-harbor");
+        origin.file = Some("deploy/examples/harbor-client.yaml".into());
+        assert_eq!(
+            origin.to_string(),
+            "deploy/examples/harbor-client.yaml: oauthclient-harbor"
+        );
+    }
+
     use super::*;
     use k8s_openapi::ByteString;
 

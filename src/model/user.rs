@@ -188,6 +188,7 @@ pub fn account_from_user(user: &User) -> Result<Account, UserError> {
             name: meta.name.clone().unwrap_or_default(),
             created: meta.creation_timestamp.as_ref().map(|t| t.0.as_second()),
             uid: meta.uid.clone(),
+            file: None,
         },
     })
 }

@@ -250,13 +250,17 @@ fn read_object(
             .to_string()
     };
     let (api_version, kind) = (field("apiVersion"), field("kind"));
-    let name = value
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str);
+    let metadata = |key: &str| {
+        value
+            .get("metadata")
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     let origin = ObjectRef {
-        namespace: path.display().to_string(),
-        name: name.unwrap_or("<unnamed>").to_string(),
+        namespace: metadata("namespace").unwrap_or_default(),
+        name: metadata("name").unwrap_or_else(|| "<unnamed>".into()),
+        file: Some(path.display().to_string()),
         ..Default::default()
     };
     let mut reject = |reason: String| {
@@ -283,7 +287,7 @@ fn read_object(
                     for w in warnings {
                         tracing::warn!(file = %path.display(), name = %client.origin.name, warning = %w, "client configuration");
                     }
-                    client.origin.namespace = origin.namespace.clone();
+                    client.origin.file = origin.file.clone();
                     objects.clients.push(client);
                 }
                 Err(ClientError::MissingLabel) => {

@@ -15,6 +15,7 @@ pub fn log_rejected(kind: &str, rejected: &[Rejected]) {
         tracing::warn!(
             kind,
             namespace = %r.origin.namespace,
+            file = r.origin.file.as_deref().unwrap_or(""),
             name = %r.origin.name,
             reason = %r.reason,
             "object skipped"
