@@ -273,3 +273,90 @@ async fn redis_counter_gives_a_count_back_without_creating_it_or_going_below_zer
     assert_eq!(store.decr("c").await.unwrap(), 0, "never below zero");
     assert_eq!(store.incr("c", 60).await.unwrap(), 1);
 }
+
+/// Runs one Redis command against `redis`, as an operator's redis-cli would.
+async fn redis_cli(redis: &RedisServer, args: &[&str]) -> redis::Value {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command.query_async(&mut connection).await.unwrap()
+}
+
+fn kids(jwks: &Value) -> Vec<String> {
+    let keys = jwks["keys"].as_array().unwrap();
+    keys.iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_first_request_after_redis_restarts_is_served() {
+    let mut redis = RedisServer::start().await;
+    let (a, _b) = replicas(&redis).await;
+    let browser = Browser::new();
+    code_from(&browser, &a).await;
+    redis.stop();
+    let url = authorize_url(&a, "demo", CALLBACK, &[]);
+    let refused = Browser::new().open(&url).await;
+    assert_eq!(
+        query_param(refused.location(), "error").as_deref(),
+        Some("temporarily_unavailable")
+    );
+    redis.restart().await;
+    let first = Browser::new().open(&url).await;
+    assert!(
+        matches!(first, Step::Login { .. }),
+        "no 503 once Redis is back: {first:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_that_lost_its_data_keeps_the_keys_tokens_were_signed_with() {
+    let mut redis = RedisServer::start().await;
+    let (a, _b) = replicas(&redis).await;
+    let code = code_from(&Browser::new(), &a).await;
+    let (_, tokens) = redeem(&a, &code).await;
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let signed_with = kids(&jwks(&a).await);
+
+    redis.restart().await;
+    let late = Options {
+        issuer: Some(a.issuer.clone()),
+        redis: Some(redis.url()),
+    };
+    let c = TestIdp::start_with(Manifests::examples(), late).await;
+    assert!(!a.rotate_keys_if_due().await, "A syncs; nothing is due");
+    assert!(
+        !c.rotate_keys_if_due().await,
+        "C syncs and takes A's keys up"
+    );
+    let published = kids(&jwks(&c).await);
+    assert!(
+        signed_with.iter().all(|kid| published.contains(kid)),
+        "{signed_with:?} still in {published:?}"
+    );
+    assert_eq!(jwks(&a).await, jwks(&c).await);
+    assert_eq!(
+        userinfo(&c, &access).await,
+        200,
+        "the old token verifies at C"
+    );
+}
+
+#[tokio::test]
+async fn a_key_hash_that_lost_its_set_is_written_back() {
+    let redis = RedisServer::start().await;
+    let (a, b) = replicas(&redis).await;
+    redis_cli(&redis, &["HDEL", "kube-idp:signing-keys", "set"]).await;
+    assert!(!a.rotate_keys_if_due().await);
+    let fields = redis_cli(&redis, &["HKEYS", "kube-idp:signing-keys"]).await;
+    let redis::Value::Array(fields) = fields else {
+        panic!("HKEYS answers a list: {fields:?}");
+    };
+    assert_eq!(fields.len(), 2, "version and set: {fields:?}");
+    assert!(!b.rotate_keys_if_due().await);
+    assert_eq!(jwks(&a).await, jwks(&b).await);
+}

@@ -105,6 +105,23 @@ impl StoredKeySet {
         self.keys.iter().map(|k| k.created_at).max()
     }
 
+    /// This set plus the keys of `ours` it lacks that may still have tokens out: for when
+    /// the stored set was replaced by one made without them (a Redis that lost its data, a
+    /// Secret deleted and created again by a replica that just started).
+    pub fn keeping(&self, ours: &StoredKeySet, now: Timestamp, retention: u64) -> Self {
+        let kid = |k: &StoredKey| k.jwk.get("kid").and_then(Value::as_str).map(str::to_owned);
+        let known: std::collections::HashSet<_> = self.keys.iter().filter_map(kid).collect();
+        let in_use = |k: &&StoredKey| k.retired_at.is_none_or(|r| r + retention as i64 > now);
+        let missing = ours
+            .keys
+            .iter()
+            .filter(in_use)
+            .filter(|k| kid(k).is_some_and(|id| !known.contains(&id)));
+        let mut keys = self.keys.clone();
+        keys.extend(missing.cloned());
+        Self { keys }
+    }
+
     /// A set with a fresh key that signs from `now + lead`; the keys signing now stop then,
     /// and keys that stopped more than `retention` seconds ago (every token they signed has
     /// expired) are dropped.
@@ -327,7 +344,7 @@ impl KeyRotator {
             *slot = Some(loaded);
             return Ok(false);
         };
-        self.refresh(current).await?;
+        self.refresh(current, now, retention).await?;
         let newest = current.set.newest().unwrap_or(i64::MIN);
         if now.saturating_sub(newest) < self.period as i64 {
             return Ok(false);
@@ -335,7 +352,7 @@ impl KeyRotator {
         let next = current.set.rotated(now, retention, PUBLISH_LEAD)?;
         let Some(version) = self.storage.save(&next, Some(&current.version)).await? else {
             tracing::info!("another replica rotated the signing key first; taking its set");
-            self.refresh(current).await?;
+            self.refresh(current, now, retention).await?;
             return Ok(false);
         };
         self.install(current, Versioned { set: next, version })?;
@@ -343,12 +360,35 @@ impl KeyRotator {
         Ok(true)
     }
 
-    /// Reads the stored set and installs it when it changed. A set deleted from the storage
-    /// (say, a Secret removed by hand) is written back, so the keys in use stay published.
-    async fn refresh(&self, current: &mut Versioned) -> Result<(), KeyError> {
+    /// Reads the stored set and installs it when it changed. A stored set that lacks keys
+    /// this replica still needs gets them back first; a set deleted from the storage (say, a
+    /// Secret removed by hand) is written back, so the keys in use stay published.
+    async fn refresh(
+        &self,
+        current: &mut Versioned,
+        now: Timestamp,
+        retention: u64,
+    ) -> Result<(), KeyError> {
         match self.storage.load().await? {
-            Some(found) if found.version != current.version => self.install(current, found),
-            Some(_) => Ok(()),
+            Some(found) if found.version == current.version => Ok(()),
+            Some(found) => {
+                let merged = found.set.keeping(&current.set, now, retention);
+                if merged.keys.len() == found.set.keys.len() {
+                    return self.install(current, found);
+                }
+                tracing::warn!(storage = %self.storage.describe(),
+                    "the stored key set lacks keys still in use here; adding them back");
+                match self.storage.save(&merged, Some(&found.version)).await? {
+                    Some(version) => self.install(
+                        current,
+                        Versioned {
+                            set: merged,
+                            version,
+                        },
+                    ),
+                    None => Ok(()),
+                }
+            }
             None => {
                 tracing::warn!(storage = %self.storage.describe(), "the stored key set vanished; writing it back");
                 if let Some(version) = self.storage.save(&current.set, None).await? {
@@ -511,6 +551,37 @@ mod tests {
         b.sync(5_001, 600).await.unwrap();
         assert_eq!(kid_count(&a_keys), 2);
         assert_eq!(a_keys.current().jwks(), b_keys.current().jwks());
+    }
+
+    #[tokio::test]
+    async fn a_set_made_again_without_our_keys_gets_them_back() {
+        let storage: SharedKeyStorage = Arc::new(MemoryKeyStorage::default());
+        let (keys, a) = KeyRotator::new(storage.clone(), 3_600);
+        a.sync(1_000, 600).await.unwrap();
+        let ours = keys.current().jwks()["keys"][0]["kid"].clone();
+        let stored = storage.load().await.unwrap().unwrap();
+        let fresh = StoredKeySet::generate(1_100).unwrap();
+        storage
+            .save(&fresh, Some(&stored.version))
+            .await
+            .unwrap()
+            .unwrap();
+
+        a.sync(1_100, 600).await.unwrap();
+        let kids: Vec<Value> = keys.current().jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].clone())
+            .collect();
+        assert_eq!(kids.len(), 2, "the fresh key and ours: {kids:?}");
+        assert!(kids.contains(&ours), "tokens signed before still verify");
+        let merged = storage.load().await.unwrap().unwrap();
+        assert_eq!(
+            merged.set.keys.len(),
+            2,
+            "the storage has ours again for every replica"
+        );
     }
 
     #[tokio::test]

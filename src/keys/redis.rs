@@ -8,13 +8,18 @@ use redis::Script;
 
 use super::storage::{decode, encode, KeyStorage};
 use super::{KeyError, StoredKeySet};
+use crate::store::with_reconnect;
 
 /// The hash holding the set.
 const KEY: &str = "kube-idp:signing-keys";
 
-/// Writes `set` when the stored version is the expected one ('' for none stored yet).
+/// Writes `set` when the stored version is the expected one ('' for none stored yet). A
+/// hash that lost its `set` field counts as none stored, whatever `version` it kept.
 const SAVE: &str = r"
-local current = redis.call('HGET', KEYS[1], 'version') or ''
+local current = ''
+if redis.call('HEXISTS', KEYS[1], 'set') == 1 then
+  current = redis.call('HGET', KEYS[1], 'version') or ''
+end
 if current ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'set', ARGV[3])
 return 1
@@ -43,12 +48,15 @@ fn storage_error(e: redis::RedisError) -> KeyError {
 #[async_trait]
 impl KeyStorage for RedisKeyStorage {
     async fn load(&self) -> Result<Option<crate::keys::Versioned>, KeyError> {
-        let bytes: Option<Vec<u8>> = redis::cmd("HGET")
-            .arg(KEY)
-            .arg("set")
-            .query_async(&mut self.connection.clone())
-            .await
-            .map_err(storage_error)?;
+        let bytes: Option<Vec<u8>> = with_reconnect(&self.connection, |mut c| async move {
+            redis::cmd("HGET")
+                .arg(KEY)
+                .arg("set")
+                .query_async(&mut c)
+                .await
+        })
+        .await
+        .map_err(storage_error)?;
         bytes.as_deref().map(decode).transpose()
     }
 
@@ -58,15 +66,17 @@ impl KeyStorage for RedisKeyStorage {
         expected: Option<&str>,
     ) -> Result<Option<String>, KeyError> {
         let (bytes, version) = encode(set);
-        let saved: i64 = self
-            .save
-            .key(KEY)
+        let mut invocation = self.save.key(KEY);
+        invocation
             .arg(expected.unwrap_or(""))
             .arg(&version)
-            .arg(bytes)
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(storage_error)?;
+            .arg(bytes);
+        let saved: i64 = with_reconnect(&self.connection, |mut c| {
+            let invocation = &invocation;
+            async move { invocation.invoke_async(&mut c).await }
+        })
+        .await
+        .map_err(storage_error)?;
         Ok((saved == 1).then_some(version))
     }
 

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub(crate) use self::redis::with_reconnect;
 pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
 

@@ -3,9 +3,11 @@
 //! Single-use reads are `GETDEL` and compare-and-swap is a Lua script, so each is one atomic
 //! step on the server whatever the number of replicas. Expiry is Redis's own (`EX`), on the
 //! server's clock. The connection manager reconnects by itself: while Redis is away every
-//! call fails fast with [`StoreError::Unavailable`] (a 503 to the client), and the first call
-//! after Redis returns succeeds, with no restart.
+//! call fails fast with [`StoreError::Unavailable`] (a 503 to the client). A command that
+//! meets a connection Redis dropped (it restarted) is sent once more on a new one, so the
+//! first call after Redis returns succeeds, with no restart.
 
+use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -82,6 +84,23 @@ fn key(key: &str) -> String {
     format!("{PREFIX}{key}")
 }
 
+/// Runs `command` on `connection`, once more when the first try found the connection
+/// dropped. A retried command may have run twice only where running twice is harmless or
+/// fails safe: a second `GETDEL` finds nothing, a second `INCR` counts one more failure.
+pub(crate) async fn with_reconnect<T, F, Fut>(
+    connection: &ConnectionManager,
+    command: F,
+) -> redis::RedisResult<T>
+where
+    F: Fn(ConnectionManager) -> Fut,
+    Fut: Future<Output = redis::RedisResult<T>>,
+{
+    match command(connection.clone()).await {
+        Err(e) if e.is_connection_dropped() || e.is_io_error() => command(connection.clone()).await,
+        other => other,
+    }
+}
+
 /// Redis's error, without the URL (which may carry a password).
 fn unavailable(e: redis::RedisError) -> StoreError {
     let kind = format!("{:?}", e.kind());
@@ -94,20 +113,33 @@ fn unavailable(e: redis::RedisError) -> StoreError {
 #[async_trait]
 impl Store for RedisStore {
     async fn put(&self, k: &str, value: Vec<u8>, ttl: u64) -> Result<(), StoreError> {
-        let () = self
-            .connection()
-            .set_ex(key(k), value, ttl)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let k = key(k);
+        with_reconnect(&self.connection, |mut c| {
+            let (k, value) = (k.clone(), value.clone());
+            async move { c.set_ex::<_, _, ()>(k, value, ttl).await }
+        })
+        .await
+        .map_err(unavailable)
     }
 
     async fn get(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.connection().get(key(k)).await.map_err(unavailable)
+        let k = key(k);
+        with_reconnect(&self.connection, |mut c| {
+            let k = k.clone();
+            async move { c.get(k).await }
+        })
+        .await
+        .map_err(unavailable)
     }
 
     async fn take(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.connection().get_del(key(k)).await.map_err(unavailable)
+        let k = key(k);
+        with_reconnect(&self.connection, |mut c| {
+            let k = k.clone();
+            async move { c.get_del(k).await }
+        })
+        .await
+        .map_err(unavailable)
     }
 
     async fn swap(
@@ -117,37 +149,46 @@ impl Store for RedisStore {
         value: Vec<u8>,
         ttl: u64,
     ) -> Result<bool, StoreError> {
-        let swapped: i64 = self
-            .swap
-            .key(key(k))
-            .arg(expected)
-            .arg(value)
-            .arg(ttl)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(unavailable)?;
+        let mut invocation = self.swap.key(key(k));
+        invocation.arg(expected).arg(value).arg(ttl);
+        let swapped: i64 = with_reconnect(&self.connection, |mut c| {
+            let invocation = &invocation;
+            async move { invocation.invoke_async(&mut c).await }
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(swapped == 1)
     }
 
     async fn delete(&self, k: &str) -> Result<(), StoreError> {
-        let _: i64 = self.connection().del(key(k)).await.map_err(unavailable)?;
+        let k = key(k);
+        with_reconnect(&self.connection, |mut c| {
+            let k = k.clone();
+            async move { c.del::<_, i64>(k).await }
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(())
     }
 
     async fn incr(&self, k: &str, ttl: u64) -> Result<u64, StoreError> {
-        self.incr
-            .key(key(k))
-            .arg(ttl)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(unavailable)
+        let mut invocation = self.incr.key(key(k));
+        invocation.arg(ttl);
+        with_reconnect(&self.connection, |mut c| {
+            let invocation = &invocation;
+            async move { invocation.invoke_async(&mut c).await }
+        })
+        .await
+        .map_err(unavailable)
     }
 
     async fn decr(&self, k: &str) -> Result<u64, StoreError> {
-        self.decr
-            .key(key(k))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(unavailable)
+        let invocation = self.decr.key(key(k));
+        with_reconnect(&self.connection, |mut c| {
+            let invocation = &invocation;
+            async move { invocation.invoke_async(&mut c).await }
+        })
+        .await
+        .map_err(unavailable)
     }
 }
