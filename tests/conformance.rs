@@ -1160,6 +1160,33 @@ async fn id_token_hint_of_another_user_asks_that_user_to_sign_in() {
 }
 
 #[tokio::test]
+async fn signing_in_as_another_user_than_the_id_token_hint_names_is_login_required() {
+    let idp = idp_with_alice().await;
+    let admins = sign_in_as(&idp, &Browser::new(), "admin").await;
+    // `asking` would show its consent page next: the refusal comes before it.
+    for client in ["app", "asking"] {
+        let browser = Browser::new();
+        let hint = [("id_token_hint", id_token(&admins))];
+        let form = browser.open(&authorize_url(&idp, client, APP, &hint)).await;
+        assert!(matches!(form, Step::Login { .. }), "{client}: {form:?}");
+        let back = browser.log_in(&idp, &form, "alice", ADMIN_PASSWORD).await;
+        assert_eq!(redirected_error(&back, &idp), "login_required", "{client}");
+        let without = browser
+            .open(&authorize_url(&idp, "app", APP, &[("prompt", "none")]))
+            .await;
+        let code = query_param(without.location(), "code");
+        let code = code.unwrap_or_else(|| panic!("{client}: alice is signed in: {without:?}"));
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", APP),
+        ];
+        let (_, tokens) = post(&idp, "/oauth/token", &form, Some(("app", "app-secret"))).await;
+        assert_eq!(jwt_part(id_token(&tokens), 1)["sub"], "alice", "{client}");
+    }
+}
+
+#[tokio::test]
 async fn id_token_hint_of_another_user_leaves_the_session_for_requests_without_it() {
     let idp = idp_with_alice().await;
     let admins = sign_in_as(&idp, &Browser::new(), "admin").await;

@@ -360,3 +360,163 @@ async fn a_key_hash_that_lost_its_set_is_written_back() {
     assert!(!b.rotate_keys_if_due().await);
     assert_eq!(jwks(&a).await, jwks(&b).await);
 }
+
+/// Signs `admin` in once at `idp` for demo, then takes `n` codes from the session.
+async fn codes_from(idp: &TestIdp, n: usize) -> Vec<String> {
+    let browser = Browser::new();
+    let mut codes = vec![code_from(&browser, idp).await];
+    let url = authorize_url(idp, "demo", CALLBACK, &[]);
+    while codes.len() < n {
+        let step = browser.open(&url).await;
+        codes.push(query_param(step.location(), "code").expect("a code"));
+    }
+    codes
+}
+
+async fn refresh(idp: &TestIdp, refresh_token: &str) -> (u16, Value) {
+    token(
+        idp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
+
+async fn back_channel(idp: &TestIdp, path: &str, token: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(idp.url(path))
+        .basic_auth("demo", Some("demo-secret"))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("back channel answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn token_of<'a>(body: &'a Value, name: &str) -> &'a str {
+    body[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {name}: {body}"))
+}
+
+#[tokio::test]
+async fn sixteen_concurrent_refreshes_split_across_replicas_all_succeed_in_every_round() {
+    let redis = RedisServer::start().await;
+    let (a, b) = replicas(&redis).await;
+    for (round, code) in codes_from(&a, 10).await.iter().enumerate() {
+        let (status, tokens) = redeem(&a, code).await;
+        assert_eq!(status, 200, "round {round}: {tokens}");
+        let rt = token_of(&tokens, "refresh_token");
+        let refreshes = (0..16).map(|i| refresh(if i % 2 == 0 { &a } else { &b }, rt));
+        for (status, body) in futures::future::join_all(refreshes).await {
+            assert_eq!(status, 200, "round {round}: {body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_revocation_racing_refreshes_of_a_rotated_out_token_at_both_replicas_leaves_nothing_live(
+) {
+    let redis = RedisServer::start().await;
+    let (a, b) = replicas(&redis).await;
+    for (round, code) in codes_from(&a, 20).await.iter().enumerate() {
+        let (status, first) = redeem(&b, code).await;
+        assert_eq!(status, 200, "round {round}: {first}");
+        let rt1 = token_of(&first, "refresh_token");
+        let (status, second) = refresh(&a, rt1).await;
+        assert_eq!(status, 200, "round {round}: {second}");
+        let (revoked, x, y, z) = tokio::join!(
+            back_channel(&a, "/oauth/revoke", rt1),
+            refresh(&a, rt1),
+            refresh(&b, rt1),
+            refresh(&b, rt1),
+        );
+        assert_eq!(revoked.0, 200, "round {round}");
+        let mut issued = vec![&first, &second];
+        issued.extend(
+            [&x, &y, &z]
+                .into_iter()
+                .filter(|r| r.0 == 200)
+                .map(|r| &r.1),
+        );
+        for tokens in issued {
+            let access = token_of(tokens, "access_token");
+            assert_eq!(userinfo(&b, access).await, 401, "round {round}: {tokens}");
+            let rt = token_of(tokens, "refresh_token");
+            let (_, seen) = back_channel(&b, "/oauth/introspect", rt).await;
+            assert_eq!(seen["active"], false, "round {round}: {tokens}");
+            let (status, body) = refresh(&b, rt).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (400, Some("invalid_grant")),
+                "round {round}: {tokens}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn redis_refusing_writes_is_a_503_for_the_password_grant_and_the_login_form_which_survives() {
+    let redis = RedisServer::start().await;
+    let manifests = Manifests::examples();
+    manifests.write(
+        "cli.yaml",
+        &support::manifests::client_secret(
+            "cli",
+            &format!(
+                "name: cli\nsecret: cli-secret\ntrusted: true\nscopeRestrictions: [openid]\n\
+                 redirectURIs: ['{CALLBACK}']\n"
+            ),
+        ),
+    );
+    let options = Options {
+        redis: Some(redis.url()),
+        ..Default::default()
+    };
+    let idp = TestIdp::start_with(manifests, options).await;
+    let password_grant = || async {
+        let form = [
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ];
+        let response = reqwest::Client::new()
+            .post(idp.url("/oauth/token"))
+            .basic_auth("cli", Some("cli-secret"))
+            .form(&form)
+            .send()
+            .await
+            .expect("token endpoint");
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.expect("JSON"))
+    };
+    let browser = Browser::new();
+    let form = browser
+        .open(&authorize_url(&idp, "demo", CALLBACK, &[]))
+        .await;
+
+    redis.config_set("maxmemory", "1").await;
+    let (status, body) = password_grant().await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("temporarily_unavailable")),
+        "{body}"
+    );
+    let refused = browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD).await;
+    assert!(
+        matches!(refused, Step::Page { status: 503, .. }),
+        "{refused:?}"
+    );
+
+    redis.config_set("maxmemory", "0").await;
+    let (status, body) = password_grant().await;
+    assert_eq!(status, 200, "{body}");
+    let back = browser.log_in(&idp, &form, "admin", ADMIN_PASSWORD).await;
+    assert!(
+        query_param(back.location(), "code").is_some(),
+        "the same form signs in once Redis takes writes again: {back:?}"
+    );
+}

@@ -634,3 +634,139 @@ async fn code_refused_for_another_client_redirect_uri_or_verifier_is_spent() {
         "a wrong verifier spends the code: the right one cannot follow"
     );
 }
+
+/// Posts `token` to the revocation or introspection endpoint as harbor; the status and body.
+async fn harbor_back_channel(idp: &TestIdp, path: &str, token: &str) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .post(idp.url(path))
+        .basic_auth("harbor", Some("password123"))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("back channel answers");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Asserts that no access token and no refresh token in `responses` works any more.
+async fn assert_nothing_live(idp: &TestIdp, responses: &[&Value], after: &str) {
+    for tokens in responses {
+        let access = token_of(tokens, "access_token");
+        assert_eq!(
+            userinfo_status(idp, access).await,
+            StatusCode::UNAUTHORIZED,
+            "an access token still works after {after}"
+        );
+        let refresh = token_of(tokens, "refresh_token");
+        let (_, seen) = harbor_back_channel(idp, "/oauth/introspect", refresh).await;
+        assert_eq!(
+            seen["active"], false,
+            "a refresh token is active after {after}"
+        );
+        let (status, body) = harbor_refresh(idp, refresh).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+            "a refresh token still refreshes after {after}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn revoking_a_just_rotated_refresh_token_inside_the_grace_window_ends_its_family() {
+    let idp = TestIdp::examples().await;
+    let grant = code_then_refresh(&idp).await;
+    let rt1 = token_of(&grant.first, "refresh_token");
+    let (status, _) = harbor_back_channel(&idp, "/oauth/revoke", rt1).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, seen) = harbor_back_channel(&idp, "/oauth/introspect", rt1).await;
+    assert_eq!(seen, serde_json::json!({"active": false}));
+    let (status, body) = harbor_refresh(&idp, rt1).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "the revoked token refreshed inside the grace window: {body}"
+    );
+    assert_nothing_live(&idp, &[&grant.first, &grant.second], "revoking RT1").await;
+}
+
+#[tokio::test]
+async fn revoking_a_long_replaced_refresh_token_ends_its_family() {
+    let idp = TestIdp::examples().await;
+    let grant = code_then_refresh(&idp).await;
+    idp.clock.advance(11);
+    let (status, _) = harbor_back_channel(
+        &idp,
+        "/oauth/revoke",
+        token_of(&grant.first, "refresh_token"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_nothing_live(&idp, &[&grant.first, &grant.second], "revoking RT1").await;
+}
+
+#[tokio::test]
+async fn introspection_calls_a_rotated_out_refresh_token_active_only_while_it_refreshes() {
+    let idp = TestIdp::examples().await;
+    let grant = code_then_refresh(&idp).await;
+    let (rt1, rt2) = (
+        token_of(&grant.first, "refresh_token"),
+        token_of(&grant.second, "refresh_token"),
+    );
+    let (_, seen) = harbor_back_channel(&idp, "/oauth/introspect", rt1).await;
+    assert_eq!(seen["active"], true, "inside the grace window: {seen}");
+    assert_eq!(seen["sub"], "admin");
+    idp.clock.advance(11);
+    let (_, seen) = harbor_back_channel(&idp, "/oauth/introspect", rt1).await;
+    assert_eq!(seen, serde_json::json!({"active": false}));
+    let (_, seen) = harbor_back_channel(&idp, "/oauth/introspect", rt2).await;
+    assert_eq!(
+        seen["active"], true,
+        "introspecting RT1 revoked nothing: {seen}"
+    );
+}
+
+#[tokio::test]
+async fn one_revocation_racing_three_refreshes_of_a_rotated_out_token_leaves_nothing_live() {
+    let idp = TestIdp::examples().await;
+    let creds = Some(("harbor", "password123"));
+    for (round, code) in harbor_codes(&idp, 20).await.iter().enumerate() {
+        let (status, first, _) = redeem(&idp, &code_form(code), creds).await;
+        assert_eq!(status, StatusCode::OK, "round {round}: {first}");
+        let rt1 = token_of(&first, "refresh_token");
+        let (status, second) = harbor_refresh(&idp, rt1).await;
+        assert_eq!(status, StatusCode::OK, "round {round}: {second}");
+        let (revoked, a, b, c) = tokio::join!(
+            harbor_back_channel(&idp, "/oauth/revoke", rt1),
+            harbor_refresh(&idp, rt1),
+            harbor_refresh(&idp, rt1),
+            harbor_refresh(&idp, rt1),
+        );
+        assert_eq!(revoked.0, StatusCode::OK, "round {round}");
+        let mut issued = vec![&first, &second];
+        issued.extend(
+            [&a, &b, &c]
+                .into_iter()
+                .filter(|(status, _)| *status == StatusCode::OK)
+                .map(|(_, body)| body),
+        );
+        let after = format!("round {round}'s revocation");
+        assert_nothing_live(&idp, &issued, &after).await;
+    }
+}
+
+#[tokio::test]
+async fn sixteen_concurrent_refreshes_of_one_token_all_succeed_in_every_round() {
+    let idp = TestIdp::examples().await;
+    let creds = Some(("harbor", "password123"));
+    for (round, code) in harbor_codes(&idp, 10).await.iter().enumerate() {
+        let (status, tokens, _) = redeem(&idp, &code_form(code), creds).await;
+        assert_eq!(status, StatusCode::OK, "round {round}: {tokens}");
+        let token = token_of(&tokens, "refresh_token");
+        let refreshes = (0..16).map(|_| harbor_refresh(&idp, token));
+        let answers = futures::future::join_all(refreshes).await;
+        for (status, body) in &answers {
+            assert_eq!(*status, StatusCode::OK, "round {round}: {body}");
+        }
+    }
+}

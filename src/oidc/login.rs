@@ -2,7 +2,9 @@
 //! error) and the login form's submission.
 //!
 //! A pending login is bound to a browser cookie and carries a CSRF token, so a form cannot
-//! be submitted from another browser or site (login CSRF).
+//! be submitted from another browser or site (login CSRF). It is taken from the store only
+//! once its credentials are accepted: a failed attempt, or a state store that fails, leaves
+//! it for the next submission.
 
 use std::sync::Arc;
 
@@ -23,14 +25,20 @@ const MAX_CREDENTIAL_LEN: usize = 1024;
 const LOGIN_FAILED: &str = "Invalid username or password.";
 /// The message while a login name or address is locked.
 const LOGIN_THROTTLED: &str = "Too many failed sign-in attempts. Wait a few minutes and try again.";
+/// The page for a login form that is gone (expired, or used by a concurrent submission).
+const LOGIN_EXPIRED: &str =
+    "This sign-in form has expired. Go back to the application and sign in again.";
 
 /// Why credentials were not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum LoginFailure {
     /// Unknown name, wrong password, no password, or an inactive account.
     Invalid,
     /// Too many failures for this name or address.
     Throttled,
+    /// The state store failed before the credentials were decided on: nothing about them is
+    /// known (`temporarily_unavailable` when the store is unreachable).
+    Store(OAuthError),
 }
 
 /// What the HTTP layer knows about the browser.
@@ -221,16 +229,12 @@ impl Provider {
     /// The login form's submission.
     pub async fn login(&self, form: &Params, browser: &Browser) -> Interaction {
         let id = form.get("request").unwrap_or("");
-        let pending =
-            // Taken, not read: of concurrent submissions of one form only one proceeds.
-            match self.store.take::<PendingLogin>(&login_key(id)).await {
-                Ok(Some(pending)) => pending,
-                Ok(None) => return Interaction::page(
-                    400,
-                    "This sign-in form has expired. Go back to the application and sign in again.",
-                ),
-                Err(e) => return Interaction::page(503, OAuthError::from(e).to_string()),
-            };
+        // Read, not taken: it is taken once the credentials are accepted (`logged_in`).
+        let pending = match self.store.get::<PendingLogin>(&login_key(id)).await {
+            Ok(Some(pending)) => pending,
+            Ok(None) => return Interaction::page(400, LOGIN_EXPIRED),
+            Err(e) => return store_failed(e.into()),
+        };
         let csrf = SecretString::new(pending.csrf.clone());
         let same_browser = pending.browser == storage_key(&browser.binding);
         if !same_browser || !csrf.matches(form.get("csrf").unwrap_or("")) {
@@ -243,42 +247,21 @@ impl Provider {
             .authenticate(login, password, browser.source.as_ref())
             .await
         {
-            Ok(account) => self.logged_in(pending, &account, browser).await,
-            Err(failure) => self.login_again(id, pending, login, failure).await,
+            Ok(account) => self.logged_in(id, &account, browser).await,
+            Err(LoginFailure::Invalid) => login_again(id, pending, login, LOGIN_FAILED),
+            Err(LoginFailure::Throttled) => login_again(id, pending, login, LOGIN_THROTTLED),
+            Err(LoginFailure::Store(error)) => store_failed(error),
         }
     }
 
-    /// Puts the pending login back and shows the form again with the failure.
-    async fn login_again(
-        &self,
-        id: &str,
-        pending: PendingLogin,
-        login: &str,
-        failure: LoginFailure,
-    ) -> Interaction {
-        let ttl = self.settings.login_request_lifetime;
-        if let Err(e) = self.store.put(&login_key(id), &pending, ttl).await {
-            return Interaction::page(503, OAuthError::from(e).to_string());
-        }
-        Interaction::Login(LoginForm {
-            request_id: id.to_string(),
-            csrf: pending.csrf,
-            client_id: pending.request.client_id,
-            login_hint: Some(login.to_string()).filter(|l| l.len() <= MAX_CREDENTIAL_LEN),
-            error: Some(match failure {
-                LoginFailure::Invalid => LOGIN_FAILED.into(),
-                LoginFailure::Throttled => LOGIN_THROTTLED.into(),
-            }),
-        })
-    }
-
-    async fn logged_in(
-        &self,
-        pending: PendingLogin,
-        account: &Account,
-        browser: &Browser,
-    ) -> Interaction {
-        let request = pending.request;
+    /// Takes the pending login `id` whose credentials were accepted, then signs the account
+    /// in. Taken, not read: of concurrent submissions of one form only one proceeds.
+    async fn logged_in(&self, id: &str, account: &Account, browser: &Browser) -> Interaction {
+        let request = match self.store.take::<PendingLogin>(&login_key(id)).await {
+            Ok(Some(pending)) => pending.request,
+            Ok(None) => return Interaction::page(400, LOGIN_EXPIRED),
+            Err(e) => return store_failed(e.into()),
+        };
         let result = async {
             let now = self.clock.now();
             let (cookie, session) = self.start_session(&account.username, now).await?;
@@ -322,7 +305,7 @@ impl Provider {
             source,
         };
         let reserved = self.reserve_attempt(&attempt).await;
-        let Some(reservation) = reserved.map_err(|_| LoginFailure::Throttled)? else {
+        let Some(reservation) = reserved.map_err(LoginFailure::Store)? else {
             tracing::warn!(user = %attempt.logged_name(), "login refused: locked out");
             return Err(LoginFailure::Throttled);
         };
@@ -368,7 +351,9 @@ impl Provider {
         known && verified
     }
 
-    /// Issues a code and sends the browser back to the client.
+    /// Issues a code and sends the browser back to the client; `login_required` instead
+    /// when an `id_token_hint` named someone else than the session's user (OIDC Core
+    /// §3.1.2.1), which keeps `new_session`: that user did sign in.
     pub(crate) async fn complete(
         &self,
         request: &AuthorizationRequest,
@@ -388,6 +373,20 @@ impl Provider {
                 ErrorCode::AccessDenied,
                 "this client may not sign users in",
             ));
+        }
+        if let Some(hinted) = request.hinted_subject.as_ref() {
+            if *hinted != session.username {
+                tracing::warn!(client_id = %request.client_id, user = %session.username, hinted = %hinted, "authorization refused: signed in as another user than the id_token_hint's");
+                let error = OAuthError::new(
+                    ErrorCode::LoginRequired,
+                    "the user who signed in is not the one id_token_hint names",
+                );
+                let (uri, state) = (&request.redirect_uri, request.state.as_deref());
+                return Ok(Interaction::Redirect {
+                    location: self.error_location(uri, state, &error),
+                    session: new_session,
+                });
+            }
         }
         if client.grant_method == GrantMethod::Prompt && !self.has_consent(request, session).await?
         {
@@ -428,15 +427,24 @@ impl Provider {
         state: Option<&str>,
         error: &OAuthError,
     ) -> Interaction {
+        Interaction::Redirect {
+            location: self.error_location(redirect_uri, state, error),
+            session: None,
+        }
+    }
+
+    /// The client's redirect URI with an error, `state` and `iss`.
+    fn error_location(
+        &self,
+        redirect_uri: &str,
+        state: Option<&str>,
+        error: &OAuthError,
+    ) -> String {
         let mut params = vec![("error", error.code.as_str())];
         if let Some(d) = &error.description {
             params.push(("error_description", d));
         }
-        let location = with_params(redirect_uri, &self.response_params(&params, state));
-        Interaction::Redirect {
-            location,
-            session: None,
-        }
+        with_params(redirect_uri, &self.response_params(&params, state))
     }
 
     fn response_params<'a>(
@@ -451,4 +459,20 @@ impl Provider {
         all.push(("iss", &self.settings.issuer));
         all
     }
+}
+
+/// Shows the form again with `message`; the pending login is still stored.
+fn login_again(id: &str, pending: PendingLogin, login: &str, message: &str) -> Interaction {
+    Interaction::Login(LoginForm {
+        request_id: id.to_string(),
+        csrf: pending.csrf,
+        client_id: pending.request.client_id,
+        login_hint: Some(login.to_string()).filter(|l| l.len() <= MAX_CREDENTIAL_LEN),
+        error: Some(message.into()),
+    })
+}
+
+/// The page for a state store that failed: 503 when it is unreachable.
+fn store_failed(error: OAuthError) -> Interaction {
+    Interaction::page(error.code.status(), error.to_string())
 }

@@ -27,6 +27,8 @@ mod scope;
 #[cfg(test)]
 mod security_tests;
 mod session;
+#[cfg(test)]
+mod store_tests;
 mod token;
 
 use std::sync::Arc;

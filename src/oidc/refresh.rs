@@ -4,7 +4,10 @@
 //!
 //! A family also remembers the access tokens issued in it, each added in the same atomic
 //! write that issues it, so that revoking the family (RFC 7009 §2.1, reuse detection, a
-//! replayed code) revokes every one of them.
+//! replayed code) revokes every one of them. Revocation and introspection find a family by
+//! any of its secrets, current or replaced (RFC 9700 §4.14.2).
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +25,12 @@ const MAX_REPLACED: usize = 32;
 const GRACE_SECONDS: i64 = 10;
 /// Attempts at an atomic update before giving up under contention.
 pub(crate) const SWAP_ATTEMPTS: usize = 5;
+/// Attempts at rotating a family before giving up under contention. Of concurrent
+/// refreshes of one token each attempt lets one through, so the losers pause at random for
+/// a while that doubles with each attempt, which spreads them apart.
+const ROTATE_ATTEMPTS: u32 = 8;
+/// The longest first pause after a lost rotation, in milliseconds; it doubles per attempt.
+const FIRST_PAUSE_MS: u64 = 2;
 /// Unexpired access tokens remembered per family; beyond it the oldest are forgotten (a
 /// client refreshing more often than this many times per access-token lifetime).
 const MAX_ACCESS_TOKENS: usize = 64;
@@ -74,6 +83,17 @@ pub(crate) fn new_family_id() -> String {
     random_token(16)
 }
 
+/// The family that issued a presented refresh token.
+pub(crate) struct Issuer {
+    /// The family's id.
+    pub id: String,
+    /// The family.
+    pub family: RefreshFamily,
+    /// True when the token refreshes now: it is current, or it was replaced by the latest
+    /// rotation within the grace window of a confidential client.
+    pub refreshes: bool,
+}
+
 /// What a refresh token's holder gets back.
 pub(crate) struct Refreshed {
     pub family: RefreshFamily,
@@ -114,7 +134,8 @@ impl Provider {
     }
 
     /// Rotates the family of a presented refresh token, recording `access` as issued in it;
-    /// a replaced token outside the grace window revokes the family.
+    /// a replaced token outside the grace window revokes the family. When another refresh
+    /// changes the family first, it reads the family again and decides again.
     pub(crate) async fn rotate(
         &self,
         client: &Client,
@@ -124,38 +145,55 @@ impl Provider {
         let (family_id, secret) = token
             .split_once('.')
             .ok_or_else(OAuthError::invalid_grant)?;
-        let key = family_key(family_id);
         let presented = storage_key(secret);
-        for _ in 0..SWAP_ATTEMPTS {
-            let Some(family) = self.store.get::<RefreshFamily>(&key).await? else {
-                return Err(OAuthError::invalid_grant());
-            };
-            let now = self.clock.now();
-            if family.client_id != client.id || family.expires_at <= now {
-                tracing::warn!(client_id = %client.id, "refresh refused: another client's or expired");
-                return Err(OAuthError::invalid_grant());
+        for attempt in 0..ROTATE_ATTEMPTS {
+            if attempt > 0 {
+                pause_before(attempt).await;
             }
-            let next = self
-                .next_generation(client, &family, &presented, now, family_id)
-                .await?;
-            let (mut next, new_secret) = next;
-            next.add_access_token(access, now);
-            if self
-                .store
-                .swap(&key, &family, &next, ttl(&next, now))
-                .await?
-            {
-                let token = format!("{family_id}.{new_secret}");
-                return Ok(Refreshed {
-                    family: next,
-                    token,
-                });
+            let rotated = self.try_rotate(client, family_id, &presented, access);
+            if let Some(refreshed) = rotated.await? {
+                return Ok(refreshed);
             }
         }
+        tracing::warn!(client_id = %client.id, attempts = ROTATE_ATTEMPTS, "refresh refused: the family kept changing");
         Err(OAuthError::new(
             ErrorCode::TemporarilyUnavailable,
             "refresh contention; retry",
         ))
+    }
+
+    /// One attempt at a rotation: reads the family, decides, and swaps in the next
+    /// generation. `None` when another writer changed the family in between.
+    async fn try_rotate(
+        &self,
+        client: &Client,
+        family_id: &str,
+        presented: &str,
+        access: &IssuedAccess,
+    ) -> Result<Option<Refreshed>, OAuthError> {
+        let key = family_key(family_id);
+        let Some(family) = self.store.get::<RefreshFamily>(&key).await? else {
+            return Err(OAuthError::invalid_grant());
+        };
+        let now = self.clock.now();
+        if family.client_id != client.id || family.expires_at <= now {
+            tracing::warn!(client_id = %client.id, "refresh refused: another client's or expired");
+            return Err(OAuthError::invalid_grant());
+        }
+        let next = self.next_generation(client, &family, presented, now, family_id);
+        let (mut next, new_secret) = next.await?;
+        next.add_access_token(access, now);
+        if !self
+            .store
+            .swap(&key, &family, &next, ttl(&next, now))
+            .await?
+        {
+            return Ok(None);
+        }
+        Ok(Some(Refreshed {
+            family: next,
+            token: format!("{family_id}.{new_secret}"),
+        }))
     }
 
     async fn next_generation(
@@ -230,14 +268,33 @@ impl Provider {
         Ok(family.filter(|f| f.expires_at > now))
     }
 
-    /// The family of a refresh token, if the token is current.
-    pub(crate) async fn current_family(
+    /// The unexpired family of `client` that issued a refresh token, current or replaced,
+    /// and whether the token endpoint would accept the token from `client` now. `None` when
+    /// no such family issued it (or it has forgotten doing so).
+    pub(crate) async fn issuing_family(
         &self,
+        client: &Client,
         token: &str,
-    ) -> Result<Option<RefreshFamily>, OAuthError> {
-        let presented = token.split_once('.').map(|(_, secret)| storage_key(secret));
+    ) -> Result<Option<Issuer>, OAuthError> {
+        let Some((id, secret)) = token.split_once('.') else {
+            return Ok(None);
+        };
         let family = self.family_of(token).await?;
-        Ok(family.filter(|f| presented.is_some_and(|p| f.current.contains(&p))))
+        let Some(family) = family.filter(|f| f.client_id == client.id) else {
+            return Ok(None);
+        };
+        let presented = storage_key(secret);
+        let now = self.clock.now();
+        let refreshes =
+            family.current.contains(&presented) || self.in_grace(client, &family, &presented, now);
+        if !refreshes && !family.replaced.contains(&presented) {
+            return Ok(None);
+        }
+        Ok(Some(Issuer {
+            id: id.to_string(),
+            family,
+            refreshes,
+        }))
     }
 
     /// Without `offline_access` a refresh token lasts as a browser session does: until it
@@ -251,6 +308,18 @@ impl Provider {
             (now + s.session_idle_timeout as i64).min(auth_time + s.session_max_age as i64)
         }
     }
+}
+
+/// A random pause before rotation attempt `attempt` (from 1): up to [`FIRST_PAUSE_MS`]
+/// doubled per earlier attempt.
+async fn pause_before(attempt: u32) {
+    let bound = FIRST_PAUSE_MS << (attempt - 1).min(8);
+    let mut random = [0u8; 8];
+    let millis = match getrandom::fill(&mut random) {
+        Ok(()) => u64::from_le_bytes(random) % bound + 1,
+        Err(_) => bound,
+    };
+    tokio::time::sleep(Duration::from_millis(millis)).await;
 }
 
 fn ttl(family: &RefreshFamily, now: Timestamp) -> u64 {

@@ -1,6 +1,8 @@
 //! Token revocation (RFC 7009) and introspection (RFC 7662), both for authenticated clients
 //! and only for tokens issued to the caller. Access tokens are JWTs; revoking one records its
-//! `jti` until it would have expired.
+//! `jti` until it would have expired. A refresh token is known by its family whether it is
+//! current or was replaced: revoking either ends the family, and introspection calls it
+//! active exactly while the token endpoint would accept it.
 
 use std::net::IpAddr;
 
@@ -8,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::OAuthError;
 use super::params::Params;
-use super::refresh::RefreshFamily;
+use super::refresh::Issuer;
 use super::Provider;
 use crate::model::Client;
 use crate::time::Timestamp;
@@ -19,8 +21,10 @@ fn revoked_key(jti: &str) -> String {
 
 /// A presented token, recognised.
 enum Known {
+    /// An unexpired, unrevoked access token, with its claims.
     Access(Map<String, Value>),
-    Refresh(String, RefreshFamily),
+    /// A refresh token of a live family, current or replaced.
+    Refresh(Issuer),
 }
 
 impl Provider {
@@ -43,7 +47,8 @@ impl Provider {
             .unwrap_or(false))
     }
 
-    /// RFC 7009 §2: revokes a refresh token (its whole family) or an access token. Unknown
+    /// RFC 7009 §2: revokes a refresh token (its whole family, RFC 7009 §2.1, whether the
+    /// token is current or was replaced: RFC 9700 §4.14.2) or an access token. Unknown
     /// tokens and other clients' tokens are answered the same way, with success.
     pub async fn revoke(
         &self,
@@ -53,9 +58,10 @@ impl Provider {
     ) -> Result<(), OAuthError> {
         let (client, token) = self.back_channel(form, authorization, source).await?;
         match self.recognise(&client, token).await? {
-            Some(Known::Refresh(family_id, family)) => {
-                tracing::info!(client_id = %client.id, user = %family.username, "refresh token revoked");
-                self.revoke_family(&family_id).await
+            Some(Known::Refresh(issuer)) => {
+                let user = &issuer.family.username;
+                tracing::info!(client_id = %client.id, user = %user, refreshes = issuer.refreshes, "refresh token revoked with its family");
+                self.revoke_family(&issuer.id).await
             }
             Some(Known::Access(claims)) => {
                 let jti = claims.get("jti").and_then(Value::as_str).unwrap_or("");
@@ -87,12 +93,15 @@ impl Provider {
                 fields.insert("username".into(), sub);
                 active(fields)
             }
-            Some(Known::Refresh(_, family))
-                if self
-                    .registry
-                    .users()
-                    .get(&family.username)
-                    .is_some_and(|a| a.is_active()) =>
+            Some(Known::Refresh(Issuer {
+                family,
+                refreshes: true,
+                ..
+            })) if self
+                .registry
+                .users()
+                .get(&family.username)
+                .is_some_and(|a| a.is_active()) =>
             {
                 active(Map::from_iter([
                     ("client_id".into(), json!(family.client_id)),
@@ -132,15 +141,11 @@ impl Provider {
         Ok((client, token))
     }
 
-    /// A live token issued to `client`: a current refresh token, or an unexpired,
-    /// unrevoked access token.
+    /// A token issued to `client`: a refresh token of one of its live families (current
+    /// or replaced), or an unexpired, unrevoked access token.
     async fn recognise(&self, client: &Client, token: &str) -> Result<Option<Known>, OAuthError> {
-        if let Some(family) = self.current_family(token).await? {
-            let id = token
-                .split_once('.')
-                .map(|(id, _)| id.to_string())
-                .unwrap_or_default();
-            return Ok((family.client_id == client.id).then_some(Known::Refresh(id, family)));
+        if let Some(issuer) = self.issuing_family(client, token).await? {
+            return Ok(Some(Known::Refresh(issuer)));
         }
         let Ok(claims) = self.verify_access_token(token).await else {
             return Ok(None);

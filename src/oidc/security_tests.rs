@@ -12,12 +12,12 @@ use crate::keys::{KeySet, Keys, StoredKeySet};
 use crate::model::{Account, Client, GrantMethod, ObjectRef, PasswordHash};
 use crate::registry::{ClientSet, Registry, UserSet};
 use crate::secret::SecretString;
-use crate::store::{MemoryStore, StateStore};
-use crate::time::{Clock, ManualClock};
+use crate::store::{MemoryStore, StateStore, Store};
+use crate::time::{Clock, ManualClock, SharedClock};
 
 /// The bcrypt hash (cost 10) of `P@88w0rd`.
 const ADMIN_HASH: &str = "$2b$10$Cs0FMLN4DVtYpwmXOXKB2OA5yHgMU9pC0bw85G8LoTMh15a3LfUTa";
-const ADMIN_PASSWORD: &str = "P@88w0rd";
+pub(super) const ADMIN_PASSWORD: &str = "P@88w0rd";
 
 fn admin() -> Account {
     Account {
@@ -49,13 +49,19 @@ fn harbor() -> Client {
 
 /// A provider with the account `admin` and the trusted client `harbor`, in memory.
 fn provider() -> Provider {
+    provider_on(|clock| Arc::new(MemoryStore::new(clock)))
+}
+
+/// A provider with the account `admin` and the trusted client `harbor` (secret
+/// `password123`, redirect URI `https://a.example/cb`), on the store `backend` makes.
+pub(super) fn provider_on(backend: impl FnOnce(SharedClock) -> Arc<dyn Store>) -> Provider {
     let clock = ManualClock::at(1_700_000_000);
     let registry = Registry::new();
     registry.set_clients(ClientSet::build(vec![harbor()]).0);
     registry.set_users(UserSet::build(vec![admin()]));
     let stored = StoredKeySet::generate(clock.now()).expect("a key");
     let keys = Keys::new(KeySet::load(&stored).expect("a key set"));
-    let store = StateStore::new(Arc::new(MemoryStore::new(Arc::new(clock.clone()))));
+    let store = StateStore::new(backend(Arc::new(clock.clone())));
     let settings = Settings::new("https://idp.example");
     Provider::new(settings, registry, keys, store, Arc::new(clock))
 }

@@ -152,6 +152,7 @@ impl Provider {
                     ErrorCode::InvalidGrant,
                     "too many failed attempts; try later",
                 ),
+                LoginFailure::Store(error) => error,
             })?;
         let now = self.clock.now();
         let access = self.plan_access_token(client);

@@ -39,6 +39,23 @@ impl RedisServer {
         }
     }
 
+    /// `CONFIG SET name value`: `maxmemory 1` makes Redis refuse every write that may grow
+    /// it (`OOM command not allowed`) while reads and deletes go on; `maxmemory 0` lifts it.
+    pub async fn config_set(&self, name: &str, value: &str) {
+        let client = redis::Client::open(self.url()).expect("a valid URL");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("Redis answers");
+        let () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query_async(&mut connection)
+            .await
+            .expect("CONFIG SET succeeds");
+    }
+
     /// Starts Redis again on the same port.
     pub async fn restart(&mut self) {
         self.stop();
