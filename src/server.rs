@@ -111,22 +111,77 @@ pub async fn start_with(
     options: StartOptions,
 ) -> Result<Running, StartError> {
     let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let parts = assemble(&config, clock, options.kube_client).await?;
+    let mut state = AppState::new(
+        parts.provider.clone(),
+        config.trusted_proxies.clone(),
+        parts.metrics,
+    );
+    let metrics_server = match config.metrics_listen {
+        Some(addr) => {
+            state.metrics_here = false;
+            Some(metrics_server(addr, state.clone())?)
+        }
+        None => None,
+    };
+    let (server, addr) = http_server(&config, listener, state)?;
+    let handle = server.handle();
+    let metrics_handle = metrics_server.as_ref().map(|m| m.handle());
+    let server = async move {
+        match metrics_server {
+            Some(metrics) => {
+                let (main, metrics) = futures::join!(server, metrics);
+                main.and(metrics)
+            }
+            None => server.await,
+        }
+    };
+    tracing::info!(%addr, issuer = %config.settings.issuer, tls = config.tls.is_some(), "kube-idp listening");
+    Ok(Running {
+        addr,
+        provider: parts.provider,
+        handle,
+        metrics_handle,
+        server: tokio::spawn(server),
+        source: parts.source,
+        rotation: parts.rotation,
+        keys: parts.rotator,
+    })
+}
+
+/// The provider and what runs beside it, before any HTTP.
+struct Assembled {
+    provider: Provider,
+    rotator: Arc<KeyRotator>,
+    metrics: SharedMetrics,
+    source: tokio::task::JoinHandle<()>,
+    rotation: tokio::task::JoinHandle<()>,
+}
+
+/// Makes the clients of the outside world (Kubernetes, Redis), loads the signing keys,
+/// starts the source and the key sync, and assembles the provider.
+async fn assemble(
+    config: &Config,
+    clock: SharedClock,
+    kube_client: Option<kube::Client>,
+) -> Result<Assembled, StartError> {
     let kube_client = match &config.source {
-        SourceConfig::Kubernetes { .. } => Some(match options.kube_client {
+        SourceConfig::Kubernetes { .. } => Some(match kube_client {
             Some(client) => client,
             None => crate::sources::kube::default_client().await?,
         }),
         SourceConfig::Directory(_) => None,
     };
     let redis = config.redis.as_deref().map(RedisStore::open).transpose()?;
-    let key_storage = key_storage(&config, kube_client.as_ref(), redis.as_ref());
+    let key_storage = key_storage(config, kube_client.as_ref(), redis.as_ref());
     let (keys, rotator) = KeyRotator::new(key_storage, config.settings.key_rotation_period);
     let rotator = Arc::new(rotator);
-    load_keys(&rotator, &config, clock.now()).await?;
+    load_keys(&rotator, config, clock.now()).await?;
+
     let metrics: SharedMetrics = Arc::new(Metrics::new());
     let registry = Registry::new();
     let (source, lockout_listener) = start_source(
-        &config,
+        config,
         registry.clone(),
         kube_client,
         metrics.clone(),
@@ -142,26 +197,29 @@ pub async fn start_with(
         provider = provider.with_lockout_listener(listener);
     }
     let rotation = tokio::spawn(sync_keys(rotator.clone(), provider.clone()));
-    let mut state = AppState::new(provider.clone(), config.trusted_proxies.clone(), metrics);
-    let metrics_server = match config.metrics_listen {
-        Some(addr) => {
-            state.metrics_here = false;
-            Some(metrics_server(addr, state.clone())?)
-        }
-        None => None,
-    };
+    Ok(Assembled {
+        provider,
+        rotator,
+        metrics,
+        source,
+        rotation,
+    })
+}
 
+/// The HTTP server for `state` on `listener` (or `config.listen`), plain or TLS.
+fn http_server(
+    config: &Config,
+    listener: Option<TcpListener>,
+    state: AppState,
+) -> Result<(actix_web::dev::Server, SocketAddr), StartError> {
+    let bind_error = |addr, source| StartError::Bind { addr, source };
     let listener = match listener {
         Some(l) => l,
-        None => TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?,
+        None => TcpListener::bind(config.listen).map_err(|e| bind_error(config.listen, e))?,
     };
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| bind_error(config.listen, e))?;
     let server = HttpServer::new(move || {
         App::new()
             .wrap(http::security_headers())
@@ -173,31 +231,8 @@ pub async fn start_with(
         Some(tls) => server.listen_rustls_0_23(listener, tls_config(tls)?),
         None => server.listen(listener),
     };
-    let server = server
-        .map_err(|source| StartError::Bind { addr, source })?
-        .run();
-    let handle = server.handle();
-    let metrics_handle = metrics_server.as_ref().map(|m| m.handle());
-    let server = async move {
-        match metrics_server {
-            Some(metrics) => {
-                let (main, metrics) = futures::join!(server, metrics);
-                main.and(metrics)
-            }
-            None => server.await,
-        }
-    };
-    tracing::info!(%addr, issuer = %config.settings.issuer, tls = config.tls.is_some(), "kube-idp listening");
-    Ok(Running {
-        addr,
-        provider,
-        handle,
-        metrics_handle,
-        server: tokio::spawn(server),
-        source,
-        rotation,
-        keys: rotator,
-    })
+    let server = server.map_err(|e| bind_error(addr, e))?.run();
+    Ok((server, addr))
 }
 
 /// `/metrics` alone on `addr`, stopping with the main server's signals.
