@@ -320,11 +320,7 @@ async fn code_expires_sixty_seconds_after_it_is_issued() {
     assert_eq!(status, StatusCode::OK, "59 s old: {body}");
     idp.clock.advance(2);
     let (status, body, _) = redeem(&idp, &code_form(&codes[1]), creds).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
-        "61 s old"
-    );
+    assert_invalid_grant(status, &body, "61 s old");
 }
 
 #[tokio::test]
@@ -371,10 +367,10 @@ async fn challenge_sent_at_authorize_without_a_verifier_at_token_is_invalid_gran
     let code = query_param(&location, "code").expect("a code");
     let creds = Some(("harbor", "password123"));
     let (status, body, _) = redeem(&idp, &code_form(&code), creds).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
-        "a confidential client's secret does not replace the verifier"
+    assert_invalid_grant(
+        status,
+        &body,
+        "a confidential client's secret does not replace the verifier",
     );
 }
 
@@ -478,10 +474,10 @@ async fn code_redeemed_twice_at_once_revokes_the_winners_tokens_in_every_round()
                 "round {round}: the replay revoked the winner's access token"
             );
             let (status, body) = harbor_refresh(&idp, token_of(tokens, "refresh_token")).await;
-            assert_eq!(
-                (status, body["error"].as_str()),
-                (StatusCode::BAD_REQUEST, Some("invalid_grant")),
-                "round {round}: the replay revoked the winner's refresh token"
+            assert_invalid_grant(
+                status,
+                &body,
+                format!("round {round}: the replay revoked the winner's refresh token"),
             );
         }
     }
@@ -595,11 +591,7 @@ async fn code_refused_for_another_client_redirect_uri_or_verifier_is_spent() {
         let (status, body, _) = redeem(&idp, form, *creds).await;
         assert_eq!(body["error"], "invalid_grant", "{status}");
         let (status, body, _) = redeem(&idp, &code_form(code), harbor).await;
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
-            "a refused presentation spends the code"
-        );
+        assert_invalid_grant(status, &body, "a refused presentation spends the code");
     }
 
     let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -628,10 +620,10 @@ async fn code_refused_for_another_client_redirect_uri_or_verifier_is_spent() {
     let (_, body, _) = redeem(&idp, &wrong, None).await;
     assert_eq!(body["error"], "invalid_grant");
     let (status, body, _) = redeem(&idp, &with_verifier(verifier), None).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
-        "a wrong verifier spends the code: the right one cannot follow"
+    assert_invalid_grant(
+        status,
+        &body,
+        "a wrong verifier spends the code: the right one cannot follow",
     );
 }
 
@@ -664,10 +656,10 @@ async fn assert_nothing_live(idp: &TestIdp, responses: &[&Value], after: &str) {
             "a refresh token is active after {after}"
         );
         let (status, body) = harbor_refresh(idp, refresh).await;
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
-            "a refresh token still refreshes after {after}"
+        assert_invalid_grant(
+            status,
+            &body,
+            format!("a refresh token still refreshes after {after}"),
         );
     }
 }
@@ -682,10 +674,10 @@ async fn revoking_a_just_rotated_refresh_token_inside_the_grace_window_ends_its_
     let (_, seen) = harbor_back_channel(&idp, "/oauth/introspect", rt1).await;
     assert_eq!(seen, serde_json::json!({"active": false}));
     let (status, body) = harbor_refresh(&idp, rt1).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
-        "the revoked token refreshed inside the grace window: {body}"
+    assert_invalid_grant(
+        status,
+        &body,
+        format!("the revoked token refreshed inside the grace window: {body}"),
     );
     assert_nothing_live(&idp, &[&grant.first, &grant.second], "revoking RT1").await;
 }
@@ -769,4 +761,14 @@ async fn sixteen_concurrent_refreshes_of_one_token_all_succeed_in_every_round() 
             assert_eq!(*status, StatusCode::OK, "round {round}: {body}");
         }
     }
+}
+
+/// Asserts a token response is RFC 6749 `400 invalid_grant`; `why` names the case.
+#[track_caller]
+fn assert_invalid_grant(status: StatusCode, body: &Value, why: impl std::fmt::Display) {
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{why}: {body}"
+    );
 }
