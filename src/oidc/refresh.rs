@@ -244,9 +244,19 @@ impl Provider {
     /// access token is in what is taken, or finds the family gone and issues nothing.
     pub(crate) async fn revoke_family(&self, family_id: &str) -> Result<(), OAuthError> {
         let key = family_key(family_id);
+        if let Some(family) = self.store.get::<RefreshFamily>(&key).await? {
+            self.revoke_access_tokens(&family).await?;
+        }
         let Some(family) = self.store.take::<RefreshFamily>(&key).await? else {
             return Ok(());
         };
+        self.revoke_access_tokens(&family).await
+    }
+
+    /// Revokes a family's unexpired access tokens. [`Provider::revoke_family`] does it before
+    /// it removes the family (so a store failure in between leaves the family, and a retry,
+    /// standing) and again after (for a token issued in between).
+    async fn revoke_access_tokens(&self, family: &RefreshFamily) -> Result<(), OAuthError> {
         let now = self.clock.now();
         for access in family.access_tokens.iter().filter(|a| a.expires_at > now) {
             self.revoke_access_token(&access.jti, access.expires_at)
