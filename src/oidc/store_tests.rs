@@ -17,6 +17,8 @@ use crate::store::{MemoryStore, Store, StoreError};
 struct FullStore {
     inner: MemoryStore,
     full: AtomicBool,
+    /// While set, `take` fails as a Redis that went away mid-request would.
+    takes_fail: AtomicBool,
 }
 
 impl FullStore {
@@ -42,6 +44,11 @@ impl Store for FullStore {
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.takes_fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "redis IoError: connection refused".into(),
+            ));
+        }
         self.inner.take(key).await
     }
 
@@ -78,6 +85,7 @@ fn provider() -> (Provider, Arc<FullStore>) {
         let full = Arc::new(FullStore {
             inner: MemoryStore::new(clock),
             full: AtomicBool::new(false),
+            takes_fail: AtomicBool::new(false),
         });
         store = Some(full.clone());
         full
@@ -115,6 +123,50 @@ async fn submit(provider: &Provider, form: &super::LoginForm, password: &str) ->
         ("password", password),
     ]);
     provider.login(&fields, &browser()).await
+}
+
+#[tokio::test]
+async fn a_revocation_cut_short_by_the_store_has_already_revoked_the_access_tokens() {
+    let (provider, store) = provider();
+    let grant = Params::from_pairs(vec![
+        ("grant_type", "password"),
+        ("client_id", "harbor"),
+        ("client_secret", "password123"),
+        ("username", "admin"),
+        ("password", ADMIN_PASSWORD),
+    ]);
+    let tokens = provider.token(&grant, None, None).await.expect("tokens");
+    let refresh = tokens.refresh_token.expect("a refresh token");
+    assert!(provider.userinfo(&tokens.access_token).await.is_ok());
+
+    store.takes_fail.store(true, Ordering::SeqCst);
+    let revoke = Params::from_pairs(vec![
+        ("client_id", "harbor"),
+        ("client_secret", "password123"),
+        ("token", refresh.as_str()),
+    ]);
+    let failed = provider.revoke(&revoke, None, None).await.unwrap_err();
+    assert_eq!(failed.code, ErrorCode::TemporarilyUnavailable, "{failed}");
+    let refused = provider.userinfo(&tokens.access_token).await.unwrap_err();
+    assert_eq!(
+        refused.code,
+        ErrorCode::InvalidToken,
+        "revoked before the store failed"
+    );
+
+    store.takes_fail.store(false, Ordering::SeqCst);
+    provider
+        .revoke(&revoke, None, None)
+        .await
+        .expect("a retry finds the family");
+    let form = Params::from_pairs(vec![
+        ("grant_type", "refresh_token"),
+        ("client_id", "harbor"),
+        ("client_secret", "password123"),
+        ("refresh_token", refresh.as_str()),
+    ]);
+    let gone = provider.token(&form, None, None).await.unwrap_err();
+    assert_eq!(gone.code, ErrorCode::InvalidGrant);
 }
 
 #[tokio::test]
