@@ -136,9 +136,7 @@ pub async fn revoke(
         .provider
         .revoke(&params, authorization, peer(&state, &req))
         .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish())
+    Ok(uncached().finish())
 }
 
 pub async fn introspect(
@@ -152,9 +150,7 @@ pub async fn introspect(
         .provider
         .introspect(&params, authorization, peer(&state, &req))
         .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(answer))
+    Ok(uncached().json(answer))
 }
 
 pub async fn token(
@@ -171,10 +167,7 @@ pub async fn token(
     state
         .metrics
         .token_issued(grant_label(params.get("grant_type")));
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(response))
+    Ok(uncached().json(response))
 }
 
 pub async fn userinfo(
@@ -184,9 +177,16 @@ pub async fn userinfo(
 ) -> Result<HttpResponse, ApiError> {
     let token = bearer_token(&req, &body)?;
     let claims = state.provider.userinfo(&token).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(claims))
+    Ok(uncached().json(claims))
+}
+
+/// A 200 that no cache may keep, for answers that carry or describe tokens (RFC 6749 §5.1,
+/// RFC 6750 §5.3): `Cache-Control: no-store` and, for HTTP/1.0 caches, `Pragma: no-cache`.
+fn uncached() -> actix_web::HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::CACHE_CONTROL, "no-store"));
+    response.insert_header((header::PRAGMA, "no-cache"));
+    response
 }
 
 /// The metrics label of a grant type that succeeded: a closed set.
