@@ -71,7 +71,12 @@ pub fn random_token(bytes: usize) -> String {
 ///
 /// Storing only the SHA-256 means a dump of the state store holds nothing usable.
 pub fn storage_key(value: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
+    digest(value.as_bytes())
+}
+
+/// The SHA-256 of `bytes`, base64url without padding: a storage key, or a content version.
+pub fn digest(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(bytes))
 }
 
 #[cfg(test)]

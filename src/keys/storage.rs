@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
 
 use super::{KeyError, StoredKeySet};
+use crate::secret::digest;
 
 /// A stored key set and the version it was read at.
 #[derive(Debug, Clone)]
@@ -41,7 +41,7 @@ pub trait KeyStorage: Send + Sync + 'static {
 /// The set as stored bytes and the digest that versions them.
 pub(super) fn encode(set: &StoredKeySet) -> (Vec<u8>, String) {
     let bytes = serde_json::to_vec_pretty(set).expect("key sets serialize");
-    let version = hex(&Sha256::digest(&bytes));
+    let version = digest(&bytes);
     (bytes, version)
 }
 
@@ -50,12 +50,8 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Versioned, KeyError> {
     let set = serde_json::from_slice(bytes).map_err(|e| KeyError::Malformed(e.to_string()))?;
     Ok(Versioned {
         set,
-        version: hex(&Sha256::digest(bytes)),
+        version: digest(bytes),
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Loads the stored set, creating it on first start; a creation lost to another writer
@@ -97,7 +93,7 @@ impl KeyStorage for MemoryKeyStorage {
         expected: Option<&str>,
     ) -> Result<Option<String>, KeyError> {
         let mut stored = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let current = stored.as_deref().map(|b| hex(&Sha256::digest(b)));
+        let current = stored.as_deref().map(digest);
         if current.as_deref() != expected {
             return Ok(None);
         }
@@ -155,7 +151,7 @@ impl KeyStorage for FileKeyStorage {
         set: &StoredKeySet,
         expected: Option<&str>,
     ) -> Result<Option<String>, KeyError> {
-        let current = self.read()?.map(|b| hex(&Sha256::digest(&b)));
+        let current = self.read()?.map(|b| digest(&b));
         if current.as_deref() != expected {
             return Ok(None);
         }
